@@ -1,0 +1,1 @@
+"""Demonstration datasets (collection, HDF5 reading, windows): see the issue on datasets."""

@@ -1,0 +1,37 @@
+"""Typed configuration of the simulation side, registered with hydra's ConfigStore."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class FaultConfig:
+    """Deliberate failures, to test that the evaluation engine survives them. Off by default."""
+
+    kind: str | None = None  # None, "raise" (Python exception) or "segfault" (the worker process dies)
+    task: str | None = None  # task name to fail in; None: any task
+    episode: int = 0  # episode index to fail in
+    step: int = 1  # env step (1-based) at which to fail
+    only_once: bool = True  # fail only the first time (so a resumed run completes)
+
+
+@dataclass
+class EnvConfig:
+    """Which suite to run and how the simulator is observed."""
+
+    suite: str = "metaworld_mt10"  # suite registry name: metaworld_mt1, metaworld_mt10, metaworld_mt50
+    task: str | None = None  # the one task of single-task suites (metaworld_mt1), e.g. "push-v3"
+    cameras: list[str] = field(default_factory=list)  # cameras the policy sees; empty = state only
+    image_size: int = 128  # square camera images, pixels per side
+    fast_render: bool = True  # shadows and reflections off: about 4x faster on CPU, same geometry
+    goal_set: str = "official"  # "official": the benchmark's fixed goal variations; "random": fresh goals
+    goal_seed: int = 0  # seed of the benchmark's goal variations
+    max_episode_steps: int | None = None  # None: the suite's official horizon (500 for Meta-World)
+    terminate_on_success: bool = True  # end an episode at its first success (success is "ever reached")
+    fault: FaultConfig = field(default_factory=FaultConfig)
+
+
+ConfigStore.instance().store(group="env", name="env_schema", node=EnvConfig)

@@ -1,0 +1,45 @@
+"""Scripted experts as policies: `metaworld.policies` for every Meta-World task.
+
+They follow the same `ChunkPolicy` interface as learned policies (observation window in,
+action chunk out), so eval.py runs them with ``policy=expert``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from metaworld.policies import ENV_POLICY_MAP
+
+from schema import OBS_STATE, TASK_INDEX, Task
+
+
+class MetaWorldExpertPolicy:
+    """Meta-World's hand-written expert of each task, batched over a mixed-task batch.
+
+    Needs only the current state: n_obs_steps = 1, and it returns chunks of one action.
+    """
+
+    n_obs_steps = 1
+    n_action_steps = 1
+
+    def __init__(self, tasks: list[Task]):
+        missing = [t.name for t in tasks if t.name not in ENV_POLICY_MAP]
+        if missing:
+            raise ValueError(f"no Meta-World expert for tasks {missing}")
+        self.tasks = tasks
+        self.experts = {t.index: ENV_POLICY_MAP[t.name]() for t in tasks}
+
+    def predict_action_chunk(self, batch: dict[str, Any]) -> np.ndarray:
+        """obs.state (B, To, 39), task.index (B,) -> actions (B, 1, 4) float32."""
+        states = np.asarray(batch[OBS_STATE])
+        actions = [self.experts[int(i)].get_action(state[-1].astype(np.float64))
+                   for i, state in zip(batch[TASK_INDEX], states)]
+        return np.clip(np.stack(actions), -1.0, 1.0).astype(np.float32)[:, None, :]
+
+
+def make_expert(family: str, tasks: list[Task]) -> MetaWorldExpertPolicy:
+    """The scripted expert of a suite family."""
+    if family == "metaworld":
+        return MetaWorldExpertPolicy(tasks)
+    raise ValueError(f"no scripted expert for suite family {family!r}")

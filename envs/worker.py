@@ -1,0 +1,173 @@
+"""A rollout worker process: owns a few env slots and steps them on request.
+
+Protocol (one round trip per engine step): the engine sends a list of commands,
+    ("reset", slot, task_name, episode, seed, video_stem | None)
+    ("step", slot, chunk (T, Da))
+and the worker answers with one `SlotUpdate` per command. ``None`` asks it to exit.
+An exception in one slot ends that slot's episode as an "error" record and drops its env;
+the other slots and the process carry on. GL contexts are created here, never in the parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import traceback
+from collections import defaultdict
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from envs.suites import Suite
+from envs.wrappers import ActionChunkWrapper, FaultInjectionWrapper, ObsHistoryWrapper, VideoRecorderWrapper
+from schema import Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerSpec:
+    """Everything a worker needs to build its envs (pickled into the process)."""
+
+    suite: Suite
+    n_obs_steps: int
+    n_action_steps: int
+    out_dir: Path  # fault markers go under out_dir/.faults
+    record_videos: bool
+    video_camera: str = "corner"
+    video_size: int = 256
+    video_fps: int = 30
+    max_idle_envs: int = 4  # finished envs kept for reuse (building a scene can take seconds)
+
+
+@dataclass
+class SlotUpdate:
+    """A slot's state after a command: the observation window, or the finished episode's record."""
+
+    slot: int
+    obs: dict[str, Any] | None  # (To, ...) arrays per key; None when the episode ended
+    record: dict[str, Any] | None = None  # EpisodeRecord fields when the episode ended
+    steps: int = 0  # env steps executed by this command
+
+
+@dataclass
+class _Episode:
+    task: Task
+    episode: int
+    env: gym.Env
+
+
+class RolloutWorker:
+    """The in-process part of a worker: slots, an env pool, and command handling."""
+
+    def __init__(self, spec: WorkerSpec):
+        self.spec = spec
+        self.episodes: dict[int, _Episode] = {}
+        self.idle_envs: dict[str, list[gym.Env]] = defaultdict(list)
+
+    def handle(self, command: tuple) -> SlotUpdate:
+        kind, slot = command[0], command[1]
+        try:
+            if kind == "reset":
+                return self._reset(slot, *command[2:])
+            if kind == "step":
+                return self._step(slot, command[2])
+            raise ValueError(f"unknown worker command {kind!r}")
+        except Exception as error:  # noqa: BLE001  the episode is reported as an error, not hidden
+            log.error("slot %d failed:\n%s", slot, traceback.format_exc())
+            return self._fail(slot, error)
+
+    def _build_env(self, task: Task) -> gym.Env:
+        spec = self.spec
+        render_mode = "rgb_array" if spec.record_videos else None
+        env = spec.suite.make_env(task, render_mode=render_mode, video_camera=spec.video_camera,
+                                  video_size=spec.video_size)
+        fault = spec.suite.config.fault
+        if fault.kind is not None:
+            env = FaultInjectionWrapper(env, fault, task.name, spec.out_dir / ".faults")
+        if spec.record_videos:
+            env = VideoRecorderWrapper(env, fps=spec.video_fps)
+        env = ObsHistoryWrapper(env, spec.n_obs_steps)
+        return ActionChunkWrapper(env, spec.n_action_steps)
+
+    def _reset(self, slot: int, task_name: str, episode: int, seed: int, video_stem: str | None) -> SlotUpdate:
+        self._release(slot)
+        task = self.spec.suite.task(task_name)
+        pool = self.idle_envs[task_name]
+        env = pool.pop() if pool else self._build_env(task)
+        self.episodes[slot] = _Episode(task, episode, env)
+        options: dict[str, Any] = {"episode": episode}
+        if video_stem:
+            options["video_path"] = video_stem
+        obs, _ = env.reset(seed=seed, options=options)
+        return SlotUpdate(slot, obs)
+
+    def _step(self, slot: int, chunk) -> SlotUpdate:
+        current = self.episodes[slot]
+        obs, _, terminated, truncated, info = current.env.step(chunk)
+        if not (terminated or truncated):
+            return SlotUpdate(slot, obs, steps=info["chunk_steps"])
+        record = {"task": current.task.name, "task_index": current.task.index, "episode": current.episode,
+                  "status": "unstable" if info.get("unstable") else "ok", "success": bool(info["success"]),
+                  "length": int(info["steps"]), "video": info.get("video"),
+                  "message": "MuJoCo reported a numerical instability" if info.get("unstable") else None}
+        self._release(slot)
+        return SlotUpdate(slot, None, record, steps=info["chunk_steps"])
+
+    def _fail(self, slot: int, error: Exception) -> SlotUpdate:
+        current = self.episodes.pop(slot, None)
+        if current is not None:
+            _close_quietly(current.env)
+        record = None
+        if current is not None:
+            record = {"task": current.task.name, "task_index": current.task.index, "episode": current.episode,
+                      "status": "error", "success": False, "length": 0,
+                      "message": f"{type(error).__name__}: {error}"}
+        return SlotUpdate(slot, None, record)
+
+    def _release(self, slot: int) -> None:
+        """Return the slot's env to the pool, closing the oldest idle envs beyond the limit."""
+        current = self.episodes.pop(slot, None)
+        if current is None:
+            return
+        self.idle_envs[current.task.name].append(current.env)
+        idle = [(name, env) for name, envs in self.idle_envs.items() for env in envs]
+        for name, env in idle[: max(0, len(idle) - self.spec.max_idle_envs)]:
+            self.idle_envs[name].remove(env)
+            _close_quietly(env)
+
+    def close(self) -> None:
+        for slot in list(self.episodes):
+            _close_quietly(self.episodes.pop(slot).env)
+        for envs in self.idle_envs.values():
+            for env in envs:
+                _close_quietly(env)
+        self.idle_envs.clear()
+
+
+def _close_quietly(env: gym.Env) -> None:
+    try:
+        env.close()
+    except Exception:  # noqa: BLE001  closing a broken env must not mask the original failure
+        log.warning("closing an env failed", exc_info=True)
+
+
+def worker_main(conn: Connection, spec: WorkerSpec) -> None:
+    """Entry point of a worker process: answer command lists until told to stop."""
+    logging.basicConfig(level=logging.WARNING, format="[worker %(process)d] %(levelname)s %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle; it stops the workers
+    worker = RolloutWorker(spec)
+    try:
+        while True:
+            try:
+                commands = conn.recv()
+            except EOFError:
+                break
+            if commands is None:
+                break
+            conn.send([worker.handle(command) for command in commands])
+    finally:
+        worker.close()

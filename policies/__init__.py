@@ -1,0 +1,1 @@
+"""Learnable policies (diffusion, transformer): see the issue on policies and train.py."""

@@ -1,0 +1,110 @@
+"""End-to-end evaluation: parallel workers, results, videos, crashes and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from envs.config import EnvConfig, FaultConfig
+from envs.rollout import RolloutConfig
+from envs.video import read_mp4
+from eval import EvalConfig, evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(tmp_path: Path, task: str = "reach-v3", episodes: int = 3, **env) -> EvalConfig:
+    return EvalConfig(env=EnvConfig(suite="metaworld_mt1", task=task, **env), episodes_per_task=episodes,
+                      rollout=RolloutConfig(num_workers=2, envs_per_worker=2, videos_per_task=0),
+                      out_dir=str(tmp_path), progress=False)
+
+
+def _journal(out_dir: Path) -> list[dict]:
+    lines = (out_dir / "episodes.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines[1:]]
+
+
+def test_expert_eval_on_mt10_writes_results_table_and_videos(tmp_path):
+    cfg = EvalConfig(env=EnvConfig(suite="metaworld_mt10"), episodes_per_task=2, out_dir=str(tmp_path),
+                     rollout=RolloutConfig(num_workers=2, envs_per_worker=3, videos_per_task=1, video_size=96),
+                     progress=False)
+    results = evaluate(cfg)
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["suite"] == results["suite"] and len(on_disk["tasks"]) == 10
+    for name, task in on_disk["tasks"].items():
+        assert task["episodes"] == 2 and task["errors"] == 0
+        low, high = task["ci95"]
+        assert 0 <= low <= task["success_rate"] <= high <= 1
+    assert on_disk["suite"]["mean_success"] >= 0.8  # the scripted experts solve MT10
+    meta = on_disk["metadata"]
+    assert meta["protocol"]["episodes_per_task"] == 2 and meta["packages"]["metaworld"] == "3.1.1"
+    assert meta["complete"] is True
+    assert "| push-v3 |" in (tmp_path / "results.md").read_text().replace("  ", " ")
+    videos = sorted((tmp_path / "videos").glob("*.mp4"))
+    assert len(videos) == 10  # first episode of each task
+    assert all("_ep000_" in v.name for v in videos)
+    frames = read_mp4(videos[0])
+    assert frames.shape[1:] == (96, 96, 3) and len(frames) > 5
+    outcome = "success" if on_disk["tasks"][videos[0].name.split("_ep")[0]]["successes"] else None
+    assert outcome is None or videos[0].name.endswith(("_success.mp4", "_failure.mp4"))
+
+
+# An exception costs only its own slot's episode; a dead process costs every episode it was
+# running, so the segfault case runs one env per worker.
+@pytest.mark.parametrize("kind, envs_per_worker", [("raise", 2), ("segfault", 1)])
+def test_a_crashing_worker_costs_one_episode_not_the_run(tmp_path, kind, envs_per_worker):
+    cfg = _config(tmp_path, episodes=4, fault=FaultConfig(kind=kind, episode=1, step=5))
+    cfg.rollout.envs_per_worker = envs_per_worker
+    results = evaluate(cfg)
+    task = results["tasks"]["reach-v3"]
+    assert task["errors"] == 1 and task["episodes"] == 3  # the three other episodes ran to the end
+    assert task["successes"] == 3
+    records = {r["episode"]: r for r in _journal(tmp_path)}
+    assert records[1]["status"] == "error"
+    expected = "injected fault" if kind == "raise" else "died"
+    assert expected in records[1]["message"]
+    # Resume: the error episode is retried (the fault fires only once) and nothing else re-runs.
+    results = evaluate(cfg)
+    assert results["tasks"]["reach-v3"]["errors"] == 0 and results["tasks"]["reach-v3"]["episodes"] == 4
+    assert len(_journal(tmp_path)) == 5
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    evaluate(_config(tmp_path, episodes=1))
+    with pytest.raises(ValueError, match="out_dir"):
+        evaluate(_config(tmp_path, task="push-v3", episodes=1))
+
+
+def test_interrupted_run_keeps_finished_episodes_and_resumes(tmp_path):
+    command = [sys.executable, "eval.py", "env=metaworld_mt1", "env.task=reach-v3", "episodes_per_task=12",
+               "rollout.num_workers=1", "rollout.envs_per_worker=1", "rollout.videos_per_task=0",
+               f"out_dir={tmp_path}", "progress=false"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    journal = tmp_path / "episodes.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 4:  # header + 3 episodes
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 130, output
+    finished = _journal(tmp_path)
+    assert 3 <= len(finished) < 12, output
+    partial = json.loads((tmp_path / "results.json").read_text())
+    assert partial["metadata"]["complete"] is False
+
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    records = _journal(tmp_path)
+    episodes = [r["episode"] for r in records]
+    assert sorted(episodes) == list(range(12))  # every episode exactly once: nothing re-ran
+    final = json.loads((tmp_path / "results.json").read_text())
+    assert final["metadata"]["complete"] is True and final["tasks"]["reach-v3"]["episodes"] == 12
