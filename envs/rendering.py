@@ -29,6 +29,11 @@ def select_gl_backend() -> str:
 class CameraRenderer:
     """Renders named cameras of one MuJoCo model to upright (H, W, 3) uint8 images.
 
+    Upright means world "up" points to the top of the image. A camera mounted upside down
+    (its up axis points below the horizon, as Meta-World's corner cameras do) is turned half a
+    turn, which is what a real camera rolled by 180 degrees needs (a vertical flip alone would
+    mirror the scene left-right). This is checked at every render, so tracking cameras work too.
+
     ``fast=True`` switches off shadows and reflections: the same geometry, about 4x cheaper on
     a CPU (OSMesa). One GL context serves all cameras; it is created here, so build the
     renderer inside the process that uses it.
@@ -45,6 +50,7 @@ class CameraRenderer:
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, height)
         self.cameras = list(cameras)
+        self._camera_ids = {c: names.index(c) for c in cameras}
         self._renderer = mujoco.Renderer(model, height=height, width=width)
         if fast:
             flags = self._renderer.scene.flags
@@ -56,7 +62,9 @@ class CameraRenderer:
         images = {}
         for camera in self.cameras:
             self._renderer.update_scene(data, camera=camera)
-            images[camera] = self._renderer.render().copy()
+            image = self._renderer.render()
+            up_z = data.cam_xmat[self._camera_ids[camera]][7]  # world z of the camera's up (y) axis
+            images[camera] = np.ascontiguousarray(image[::-1, ::-1] if up_z < 0 else image)
         return images
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -110,7 +111,8 @@ class RolloutEngine:
         num_workers = max(1, min(cfg.num_workers, len(queue)))
         workers = [_WorkerHandle(self.ctx, self.spec, i) for i in range(num_workers)]
         slots = [_Slot(w, s) for w in range(num_workers) for s in range(cfg.envs_per_worker)]
-        bar = tqdm(total=len(queue), desc=self.suite.name, unit="ep", disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(total=len(queue), desc=self.suite.name, unit="ep", disable=not self.progress, dynamic_ncols=True,
+                   mininterval=0.5 if sys.stderr.isatty() else 30.0)  # a log file gets a line every 30 s
         stats = {"done": 0, "success": 0, "start": time.monotonic()}
 
         def finish(record: EpisodeRecord) -> None:
