@@ -6,12 +6,16 @@ action chunk out), so eval.py runs them with ``policy=expert``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 from metaworld.policies import ENV_POLICY_MAP
 
 from schema import OBS_STATE, TASK_INDEX, Task
+
+# metaworld's experts warn whenever their gains saturate; the actions are clipped to [-1, 1] anyway.
+warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", module="metaworld")
 
 
 class MetaWorldExpertPolicy:

@@ -4,9 +4,12 @@
                            out_dir=Path("outputs/eval/x"))
     engine.run(policy, requests, on_record=journal.append)
 
-Each engine step sends one command list to every worker (resets for free slots, action
-chunks for running episodes), gathers the observation windows, and makes ONE batched policy
-call for all running episodes. A worker that raises reports the episode as an error; a
+Each engine step sends one command list to every idle worker (resets for free slots, action
+chunks for running episodes), takes every answer that is ready, and makes ONE batched policy
+call for all episodes waiting for actions. Workers never wait for one another (a worker
+building a scene stalls nobody). Each slot runs its own contiguous block of the task-major
+episode list, so it builds an env for few tasks (building one costs 0.2 s in Meta-World and
+seconds in LIBERO); a slot that runs dry steals from the far end of the longest block. A worker that raises reports the episode as an error; a
 worker that dies (segfault, OOM kill, hang past `step_timeout_s`) has its running episodes
 recorded as errors and is replaced by a fresh process.
 """
@@ -19,7 +22,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,23 @@ class _Slot:
     chunk: np.ndarray | None = None
 
 
+@dataclass
+class _Run:
+    """The state of one `RolloutEngine.run`."""
+
+    workers: list["_WorkerHandle"]
+    slots: list[_Slot]
+    queues: list[deque[EpisodeRequest]]  # one per slot
+    finish: Callable[[EpisodeRecord], None]
+    busy: dict[int, float] = field(default_factory=dict)  # worker id -> deadline of its answer
+
+
+def _split_task_major(requests: list[EpisodeRequest], parts: int) -> list[deque[EpisodeRequest]]:
+    """Contiguous, near-equal blocks of a task-major list: each slot builds envs for few tasks."""
+    bounds = np.linspace(0, len(requests), parts + 1).round().astype(int)
+    return [deque(requests[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 class _WorkerHandle:
     def __init__(self, ctx: mp.context.BaseContext, spec: WorkerSpec, worker_id: int):
         self.id = worker_id
@@ -97,22 +117,20 @@ class RolloutEngine:
         self.spec = WorkerSpec(suite=suite, n_obs_steps=n_obs_steps, n_action_steps=n_action_steps,
                                out_dir=self.out_dir, record_videos=config.videos_per_task > 0,
                                video_camera=config.video_camera, video_size=config.video_size,
-                               video_fps=config.video_fps)
+                               video_fps=config.video_fps, max_idle_envs=2 * config.envs_per_worker)
         self.ctx = mp.get_context("spawn")  # no GL context or torch thread pool is inherited
         self.env_steps = 0
 
     def run(self, policy: ChunkPolicy, requests: Iterable[EpisodeRequest],
             on_record: Callable[[EpisodeRecord], None]) -> None:
         """Run every request; `on_record` is called once per finished episode, in finishing order."""
-        queue = deque(requests)
-        if not queue:
+        requests = list(requests)
+        if not requests:
             return
         cfg = self.config
-        num_workers = max(1, min(cfg.num_workers, len(queue)))
-        workers = [_WorkerHandle(self.ctx, self.spec, i) for i in range(num_workers)]
-        slots = [_Slot(w, s) for w in range(num_workers) for s in range(cfg.envs_per_worker)]
-        bar = tqdm(total=len(queue), desc=self.suite.name, unit="ep", disable=not self.progress, dynamic_ncols=True,
-                   mininterval=0.5 if sys.stderr.isatty() else 30.0)  # a log file gets a line every 30 s
+        num_workers = max(1, min(cfg.num_workers, len(requests)))
+        bar = tqdm(total=len(requests), desc=self.suite.name, unit="ep", disable=not self.progress,
+                   dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)  # log files: every 30 s
         stats = {"done": 0, "success": 0, "start": time.monotonic()}
 
         def finish(record: EpisodeRecord) -> None:
@@ -123,20 +141,30 @@ class RolloutEngine:
             bar.set_postfix(success=f"{stats['success'] / stats['done']:.2f}", steps_s=f"{self.env_steps / elapsed:.0f}")
             bar.update(1)
 
+        run = _Run(workers=[_WorkerHandle(self.ctx, self.spec, i) for i in range(num_workers)],
+                   slots=[_Slot(w, s) for w in range(num_workers) for s in range(cfg.envs_per_worker)],
+                   queues=_split_task_major(requests, num_workers * cfg.envs_per_worker), finish=finish)
         try:
-            while queue or any(s.request for s in slots):
-                self._assign(slots, queue)
-                self._exchange(workers, slots, finish)
-                self._predict(policy, slots)
+            while any(run.queues) or any(s.request for s in run.slots):
+                self._assign(run)
+                self._send(run)
+                self._receive(run)
+                self._predict(policy, run.slots)
         finally:
             bar.close()
-            for worker in workers:
+            for worker in run.workers:
                 worker.stop()
 
-    def _assign(self, slots: list[_Slot], queue: deque[EpisodeRequest]) -> None:
-        for slot in slots:
-            if slot.request is None and queue:
-                slot.request, slot.obs, slot.chunk = queue.popleft(), None, None
+    def _assign(self, run: _Run) -> None:
+        """Give free slots the next episode of their own queue, or steal from the longest queue."""
+        for slot, own in zip(run.slots, run.queues):
+            if slot.request is not None or slot.worker in run.busy:
+                continue
+            if own:
+                slot.request = own.popleft()
+            elif any(run.queues):  # steal from the far end: other tasks than its owner is running
+                slot.request = max(run.queues, key=len).pop()
+            slot.obs, slot.chunk = None, None
 
     def _reset_command(self, slot: _Slot) -> tuple:
         request, cfg = slot.request, self.config
@@ -146,42 +174,46 @@ class RolloutEngine:
             stem = str(self.out_dir / "videos" / f"{request.task.name}_ep{request.episode:03d}")
         return ("reset", slot.index, request.task.name, request.episode, seed, stem)
 
-    def _exchange(self, workers: list[_WorkerHandle], slots: list[_Slot],
-                  finish: Callable[[EpisodeRecord], None]) -> None:
-        """Send each worker its commands, collect the answers, replace workers that died."""
-        pending: dict[int, list[_Slot]] = {}
-        for worker in workers:
-            mine = [s for s in slots if s.worker == worker.id and s.request is not None]
+    def _send(self, run: _Run) -> None:
+        """Send every idle worker the commands of its slots (resets and action chunks)."""
+        for worker in list(run.workers):
+            if worker.id in run.busy:
+                continue
+            mine = [s for s in run.slots if s.worker == worker.id and s.request is not None]
             commands = [self._reset_command(s) if s.obs is None else ("step", s.index, s.chunk) for s in mine]
             if not commands:
                 continue
             try:
                 worker.conn.send(commands)
-                pending[worker.id] = mine
+                run.busy[worker.id] = time.monotonic() + self.config.step_timeout_s
             except (BrokenPipeError, OSError) as error:
-                self._replace(workers, worker, slots, finish, f"worker unreachable: {error}")
-        deadline = time.monotonic() + self.config.step_timeout_s
-        while pending:
-            ready = wait([workers[w].conn for w in pending], timeout=max(0.0, deadline - time.monotonic()))
-            if not ready:
-                for worker_id in list(pending):
-                    self._replace(workers, workers[worker_id], slots, finish,
-                                  f"worker hung for more than {self.config.step_timeout_s:.0f} s")
-                    pending.pop(worker_id)
-                return
-            for worker_id in [w for w in pending if workers[w].conn in ready]:
-                worker = workers[worker_id]
+                self._replace(run, worker, f"worker unreachable: {error}")
+
+    def _receive(self, run: _Run) -> None:
+        """Wait for at least one busy worker, then take every answer that is ready.
+
+        Workers never wait for one another: a worker building a scene does not stall the rest.
+        """
+        if not run.busy:
+            return
+        timeout = max(0.0, min(run.busy.values()) - time.monotonic())
+        ready = wait([run.workers[w].conn for w in run.busy], timeout=timeout)
+        now = time.monotonic()
+        for worker_id in list(run.busy):
+            worker = run.workers[worker_id]
+            if worker.conn in ready:
                 try:
                     updates: list[SlotUpdate] = worker.conn.recv()
                 except (EOFError, OSError):
                     worker.process.join(1.0)
-                    self._replace(workers, worker, slots, finish,
-                                  f"worker process died (exit code {worker.process.exitcode})")
-                    pending.pop(worker_id)
+                    self._replace(run, worker, f"worker process died (exit code {worker.process.exitcode})")
                     continue
-                by_index = {s.index: s for s in pending.pop(worker_id)}
+                del run.busy[worker_id]
+                by_index = {s.index: s for s in run.slots if s.worker == worker_id}
                 for update in updates:
-                    self._apply(by_index[update.slot], update, finish)
+                    self._apply(by_index[update.slot], update, run.finish)
+            elif now >= run.busy[worker_id]:
+                self._replace(run, worker, f"worker hung for more than {self.config.step_timeout_s:.0f} s")
 
     def _apply(self, slot: _Slot, update: SlotUpdate, finish: Callable[[EpisodeRecord], None]) -> None:
         self.env_steps += update.steps
@@ -194,26 +226,26 @@ class RolloutEngine:
         else:
             slot.obs, slot.chunk = update.obs, None
 
-    def _replace(self, workers: list[_WorkerHandle], worker: _WorkerHandle, slots: list[_Slot],
-                 finish: Callable[[EpisodeRecord], None], message: str) -> None:
+    def _replace(self, run: _Run, worker: _WorkerHandle, message: str) -> None:
         """Record the dead worker's running episodes as errors and start a fresh worker."""
         log.error("worker %d: %s; its running episodes are recorded as errors and it is replaced",
                   worker.id, message)
-        for slot in slots:
+        run.busy.pop(worker.id, None)
+        for slot in run.slots:
             if slot.worker == worker.id and slot.request is not None:
                 request = slot.request
-                finish(EpisodeRecord(task=request.task.name, task_index=request.task.index,
-                                     episode=request.episode, status="error", success=False, length=0,
-                                     message=message))
+                run.finish(EpisodeRecord(task=request.task.name, task_index=request.task.index,
+                                         episode=request.episode, status="error", success=False, length=0,
+                                         message=message))
                 slot.request, slot.obs, slot.chunk = None, None, None
         worker.process.kill()
         worker.process.join()
         worker.conn.close()
-        workers[worker.id] = _WorkerHandle(self.ctx, self.spec, worker.id)
+        run.workers[worker.id] = _WorkerHandle(self.ctx, self.spec, worker.id)
 
     def _predict(self, policy: ChunkPolicy, slots: list[_Slot]) -> None:
         """One batched policy call for every running episode."""
-        active = [s for s in slots if s.request is not None and s.obs is not None]
+        active = [s for s in slots if s.request is not None and s.obs is not None and s.chunk is None]
         if not active:
             return
         batch: dict[str, Any] = {key: np.stack([s.obs[key] for s in active]) for key in active[0].obs
