@@ -29,6 +29,7 @@ class MetaWorldTaskEnv(gym.Env):
         ``obs.rgb.<camera>`` (3, H, W) uint8, upright, one per configured camera
         ``task.index``       int, the task's index within its suite
     Actions: (4,) float32 in [-1, 1]: end-effector xyz delta and gripper.
+    ``sim`` is the underlying metaworld env (MuJoCo ``sim.model`` / ``sim.data``).
 
     ``reset(options={"episode": i})`` selects goal variation ``i`` of ``goals``; without it the
     variation is drawn from the seeded RNG. With ``goals=None`` every reset samples a fresh goal
@@ -57,7 +58,7 @@ class MetaWorldTaskEnv(gym.Env):
         self.render_mode = render_mode
         self.video_camera, self.video_size = video_camera, video_size
         self._env_cls = ALL_V3_ENVIRONMENTS[task.name]
-        self._sim = self._env_cls()
+        self.sim = self._env_cls()
         self._camera_renderer: CameraRenderer | None = None  # built lazily: GL contexts live in workers
         self._video_renderer: CameraRenderer | None = None
         spaces = {OBS_STATE: gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32),
@@ -79,15 +80,15 @@ class MetaWorldTaskEnv(gym.Env):
                 raise ValueError(f"{self.task.name}: episode {episode} has no goal variation "
                                  f"(there are {len(self.goals)})")
             return np.asarray(self.goals[episode])
-        space = self._sim._random_reset_space  # metaworld keeps each task's goal box here
+        space = self.sim._random_reset_space  # metaworld keeps each task's goal box here
         return self.np_random.uniform(space.low, space.high, size=space.low.size)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.goal = self._sample_goal((options or {}).get("episode"))
         data = dict(rand_vec=self.goal, env_cls=self._env_cls, partially_observable=False)
-        self._sim.set_task(MetaWorldTask(env_name=self.task.name, data=pickle.dumps(data)))
-        state, _ = self._sim.reset()
+        self.sim.set_task(MetaWorldTask(env_name=self.task.name, data=pickle.dumps(data)))
+        state, _ = self.sim.reset()
         self._steps, self._succeeded = 0, False
         self._warnings_at_reset = self._warning_counts()
         return self._observe(state), self._info(unstable=False)
@@ -96,7 +97,7 @@ class MetaWorldTaskEnv(gym.Env):
         action = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
         if action.shape != (4,):
             raise ValueError(f"Meta-World actions have shape (4,), got {action.shape}")
-        state, reward, _, _, sim_info = self._sim.step(action)
+        state, reward, _, _, sim_info = self.sim.step(action)
         self._steps += 1
         self._succeeded |= bool(sim_info["success"])
         unstable = bool(np.any(self._warning_counts() > self._warnings_at_reset))
@@ -105,7 +106,7 @@ class MetaWorldTaskEnv(gym.Env):
         return self._observe(state), float(reward), terminated, truncated, self._info(unstable)
 
     def _warning_counts(self) -> np.ndarray:
-        return np.array([self._sim.data.warning[int(w)].number for w in INSTABILITY_WARNINGS])
+        return np.array([self.sim.data.warning[int(w)].number for w in INSTABILITY_WARNINGS])
 
     def _info(self, unstable: bool) -> dict[str, Any]:
         return {"success": self._succeeded, "unstable": unstable, "steps": self._steps,
@@ -115,9 +116,9 @@ class MetaWorldTaskEnv(gym.Env):
         obs: dict[str, Any] = {OBS_STATE: state.astype(np.float32), TASK_INDEX: self.task.index}
         if self.cameras:
             if self._camera_renderer is None:
-                self._camera_renderer = CameraRenderer(self._sim.model, self.cameras, self.image_size,
+                self._camera_renderer = CameraRenderer(self.sim.model, self.cameras, self.image_size,
                                                        self.image_size, fast=self.fast_render)
-            for camera, image in self._camera_renderer.render(self._sim.data).items():
+            for camera, image in self._camera_renderer.render(self.sim.data).items():
                 obs[rgb_key(camera)] = np.ascontiguousarray(image.transpose(2, 0, 1))
         return obs
 
@@ -126,13 +127,13 @@ class MetaWorldTaskEnv(gym.Env):
         if self.render_mode != "rgb_array":
             return None
         if self._video_renderer is None:
-            self._video_renderer = CameraRenderer(self._sim.model, (self.video_camera,), self.video_size,
+            self._video_renderer = CameraRenderer(self.sim.model, (self.video_camera,), self.video_size,
                                                   self.video_size, fast=self.fast_render)
-        return self._video_renderer.render(self._sim.data)[self.video_camera]
+        return self._video_renderer.render(self.sim.data)[self.video_camera]
 
     def close(self) -> None:
         for renderer in (self._camera_renderer, self._video_renderer):
             if renderer is not None:
                 renderer.close()
         self._camera_renderer = self._video_renderer = None
-        self._sim.close()
+        self.sim.close()

@@ -138,7 +138,7 @@ class RolloutEngine:
             stats["done"] += 1
             stats["success"] += int(record.success)
             elapsed = max(time.monotonic() - stats["start"], 1e-9)
-            bar.set_postfix(success=f"{stats['success'] / stats['done']:.2f}", steps_s=f"{self.env_steps / elapsed:.0f}")
+            bar.set_postfix(success=f"{stats['success'] / stats['done']:.2f}", steps_s=f"{self.env_steps / elapsed:.0f}", refresh=False)
             bar.update(1)
 
         run = _Run(workers=[_WorkerHandle(self.ctx, self.spec, i) for i in range(num_workers)],

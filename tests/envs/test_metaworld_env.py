@@ -148,7 +148,7 @@ def test_numerical_instability_ends_the_episode_as_unstable():
     suite = make_suite(EnvConfig(suite="metaworld_mt1", task="reach-v3"))
     env = suite.make_env(suite.tasks[0])
     env.reset(seed=0, options={"episode": 0})
-    env._sim.data.qvel[:] = 1e12  # an exploding state, as a bad controller or contact would cause
+    env.sim.data.qvel[:] = 1e12  # an exploding state, as a bad controller or contact would cause
     _, _, terminated, truncated, info = env.step(np.zeros(4, dtype=np.float32))
     assert info["unstable"] and truncated and not terminated
     env.close()
