@@ -43,7 +43,8 @@ class RolloutConfig:
     """How episodes are spread over processes, and which get videos."""
 
     num_workers: int = 2  # worker processes (one core each is the sweet spot)
-    envs_per_worker: int = 4  # env slots per worker; more slots amortise the per-step round trip
+    envs_per_worker: int = 8  # env slots per worker; more slots amortise the per-step round trip
+    pipeline_groups: int = 2  # a worker's slots in this many groups: one steps while the policy acts for another
     videos_per_task: int = 1  # record the first K episodes of each task as mp4
     video_camera: str = "corner"  # camera of the videos (independent of the policy's cameras)
     video_size: int = 256  # video frames are square, pixels per side
@@ -62,6 +63,7 @@ class EpisodeRequest:
 class _Slot:
     worker: int
     index: int
+    group: int
     request: EpisodeRequest | None = None
     obs: dict[str, Any] | None = None
     chunk: np.ndarray | None = None
@@ -75,7 +77,8 @@ class _Run:
     slots: list[_Slot]
     queues: list[deque[EpisodeRequest]]  # one per slot
     finish: Callable[[EpisodeRecord], None]
-    busy: dict[int, float] = field(default_factory=dict)  # worker id -> deadline of its answer
+    busy: dict[tuple[int, int], float] = field(default_factory=dict)  # (worker, group) -> answer deadline
+    inflight: dict[int, deque[int]] = field(default_factory=dict)  # worker -> groups sent, in order
 
 
 def _split_task_major(requests: list[EpisodeRequest], parts: int) -> list[deque[EpisodeRequest]]:
@@ -142,7 +145,8 @@ class RolloutEngine:
             bar.update(1)
 
         run = _Run(workers=[_WorkerHandle(self.ctx, self.spec, i) for i in range(num_workers)],
-                   slots=[_Slot(w, s) for w in range(num_workers) for s in range(cfg.envs_per_worker)],
+                   slots=[_Slot(w, s, s * cfg.pipeline_groups // cfg.envs_per_worker)
+                          for w in range(num_workers) for s in range(cfg.envs_per_worker)],
                    queues=_split_task_major(requests, num_workers * cfg.envs_per_worker), finish=finish)
         try:
             while any(run.queues) or any(s.request for s in run.slots):
@@ -158,7 +162,7 @@ class RolloutEngine:
     def _assign(self, run: _Run) -> None:
         """Give free slots the next episode of their own queue, or steal from the longest queue."""
         for slot, own in zip(run.slots, run.queues):
-            if slot.request is not None or slot.worker in run.busy:
+            if slot.request is not None or (slot.worker, slot.group) in run.busy:
                 continue
             if own:
                 slot.request = own.popleft()
@@ -175,19 +179,22 @@ class RolloutEngine:
         return ("reset", slot.index, request.task.name, request.episode, seed, stem)
 
     def _send(self, run: _Run) -> None:
-        """Send every idle worker the commands of its slots (resets and action chunks)."""
+        """Send every idle slot group its commands (resets and action chunks), one message per group."""
         for worker in list(run.workers):
-            if worker.id in run.busy:
-                continue
-            mine = [s for s in run.slots if s.worker == worker.id and s.request is not None]
-            commands = [self._reset_command(s) if s.obs is None else ("step", s.index, s.chunk) for s in mine]
-            if not commands:
-                continue
-            try:
-                worker.conn.send(commands)
-                run.busy[worker.id] = time.monotonic() + self.config.step_timeout_s
-            except (BrokenPipeError, OSError) as error:
-                self._replace(run, worker, f"worker unreachable: {error}")
+            for group in range(self.config.pipeline_groups):
+                if (worker.id, group) in run.busy:
+                    continue
+                mine = [s for s in run.slots if (s.worker, s.group) == (worker.id, group) and s.request is not None]
+                commands = [self._reset_command(s) if s.obs is None else ("step", s.index, s.chunk) for s in mine]
+                if not commands:
+                    continue
+                try:
+                    worker.conn.send(commands)
+                except (BrokenPipeError, OSError) as error:
+                    self._replace(run, worker, f"worker unreachable: {error}")
+                    break
+                run.busy[worker.id, group] = time.monotonic() + self.config.step_timeout_s
+                run.inflight.setdefault(worker.id, deque()).append(group)
 
     def _receive(self, run: _Run) -> None:
         """Wait for at least one busy worker, then take every answer that is ready.
@@ -197,22 +204,22 @@ class RolloutEngine:
         if not run.busy:
             return
         timeout = max(0.0, min(run.busy.values()) - time.monotonic())
-        ready = wait([run.workers[w].conn for w in run.busy], timeout=timeout)
-        now = time.monotonic()
-        for worker_id in list(run.busy):
-            worker = run.workers[worker_id]
-            if worker.conn in ready:
-                try:
+        waiting = [run.workers[w] for w, groups in run.inflight.items() if groups]
+        ready = wait([worker.conn for worker in waiting], timeout=timeout)
+        for worker in waiting:
+            try:
+                while worker.conn in ready and run.inflight[worker.id] and worker.conn.poll():
                     updates: list[SlotUpdate] = worker.conn.recv()
-                except (EOFError, OSError):
-                    worker.process.join(1.0)
-                    self._replace(run, worker, f"worker process died (exit code {worker.process.exitcode})")
-                    continue
-                del run.busy[worker_id]
-                by_index = {s.index: s for s in run.slots if s.worker == worker_id}
-                for update in updates:
-                    self._apply(by_index[update.slot], update, run.finish)
-            elif now >= run.busy[worker_id]:
+                    del run.busy[worker.id, run.inflight[worker.id].popleft()]  # answers come in send order
+                    by_index = {s.index: s for s in run.slots if s.worker == worker.id}
+                    for update in updates:
+                        self._apply(by_index[update.slot], update, run.finish)
+            except (EOFError, OSError):
+                worker.process.join(1.0)
+                self._replace(run, worker, f"worker process died (exit code {worker.process.exitcode})")
+                continue
+            deadlines = [run.busy[worker.id, g] for g in run.inflight[worker.id]]
+            if deadlines and time.monotonic() >= min(deadlines):
                 self._replace(run, worker, f"worker hung for more than {self.config.step_timeout_s:.0f} s")
 
     def _apply(self, slot: _Slot, update: SlotUpdate, finish: Callable[[EpisodeRecord], None]) -> None:
@@ -230,7 +237,8 @@ class RolloutEngine:
         """Record the dead worker's running episodes as errors and start a fresh worker."""
         log.error("worker %d: %s; its running episodes are recorded as errors and it is replaced",
                   worker.id, message)
-        run.busy.pop(worker.id, None)
+        for group in run.inflight.pop(worker.id, ()):
+            run.busy.pop((worker.id, group), None)
         for slot in run.slots:
             if slot.worker == worker.id and slot.request is not None:
                 request = slot.request
