@@ -48,6 +48,11 @@ class EvalConfig:
     out_dir: str | None = None  # None: outputs/eval/<suite>_<policy>
     progress: bool = True  # progress bar on stderr
 
+    def __post_init__(self) -> None:
+        if self.episodes_per_task is not None and self.episodes_per_task < 1:
+            raise ValueError(f"episodes_per_task must be >= 1 (or null for the official protocol), "
+                             f"got {self.episodes_per_task}")
+
 
 ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
 ConfigStore.instance().store(group="policy", name="policy_schema", node=PolicyConfig)

@@ -15,6 +15,9 @@ from envs.metaworld_instructions import METAWORLD_INSTRUCTIONS
 from envs.suites import Suite, register_suite
 from schema import Task
 
+# The cameras of Meta-World's shared Sawyer scene (every task has them).
+METAWORLD_CAMERAS = ("topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV")
+
 
 def _metaworld_suite(suite: str, benchmark: str, task_names: list[str], config: EnvConfig) -> Suite:
     tasks = [Task(suite=suite, name=name, index=i, instruction=METAWORLD_INSTRUCTIONS[name])
@@ -28,7 +31,7 @@ def _metaworld_suite(suite: str, benchmark: str, task_names: list[str], config: 
     max_steps = config.max_episode_steps or METAWORLD_HORIZON
     label = f"{suite}/{task_names[0]}" if benchmark == "MT1" else suite
     return Suite(name=label, family="metaworld", tasks=tasks, episodes_per_task=GOALS_PER_TASK,
-                 max_episode_steps=max_steps, config=config, goals=goals)
+                 max_episode_steps=max_steps, config=config, camera_names=METAWORLD_CAMERAS, goals=goals)
 
 
 @register_suite("metaworld_mt1")

@@ -44,13 +44,23 @@ class RolloutConfig:
 
     num_workers: int = 2  # worker processes (one core each is the sweet spot)
     envs_per_worker: int = 8  # env slots per worker; more slots amortise the per-step round trip
-    pipeline_groups: int = 2  # a worker's slots in this many groups: one steps while the policy acts for another
+    pipeline_groups: int = 2  # a worker's slots in this many groups (at most one per slot): one steps
+    # while the policy acts for another
     videos_per_task: int = 1  # record the first K episodes of each task as mp4
     video_camera: str = "corner"  # camera of the videos (independent of the policy's cameras)
     video_size: int = 256  # video frames are square, pixels per side
     video_fps: int = 30
     step_timeout_s: float = 300.0  # a worker silent for this long is killed and replaced
     seed: int = 0  # episode e of task i is reset with seed + 1000 * i + e
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1 or self.envs_per_worker < 1:
+            raise ValueError(f"rollout.num_workers and rollout.envs_per_worker must be >= 1, "
+                             f"got {self.num_workers} and {self.envs_per_worker}")
+        if self.pipeline_groups < 1:
+            raise ValueError(f"rollout.pipeline_groups must be >= 1, got {self.pipeline_groups}")
+        if self.videos_per_task < 0:
+            raise ValueError(f"rollout.videos_per_task must be >= 0, got {self.videos_per_task}")
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,8 @@ class RolloutEngine:
     def __init__(self, suite: Suite, config: RolloutConfig, n_obs_steps: int, n_action_steps: int,
                  out_dir: Path, progress: bool = True):
         self.suite, self.config = suite, config
+        if config.videos_per_task > 0:
+            suite.check_cameras([config.video_camera])
         self.n_action_steps = n_action_steps
         self.out_dir = Path(out_dir)
         self.progress = progress
@@ -121,6 +133,7 @@ class RolloutEngine:
                                out_dir=self.out_dir, record_videos=config.videos_per_task > 0,
                                video_camera=config.video_camera, video_size=config.video_size,
                                video_fps=config.video_fps, max_idle_envs=2 * config.envs_per_worker)
+        self.groups = min(config.pipeline_groups, config.envs_per_worker)
         self.ctx = mp.get_context("spawn")  # no GL context or torch thread pool is inherited
         self.env_steps = 0
 
@@ -145,7 +158,7 @@ class RolloutEngine:
             bar.update(1)
 
         run = _Run(workers=[_WorkerHandle(self.ctx, self.spec, i) for i in range(num_workers)],
-                   slots=[_Slot(w, s, s * cfg.pipeline_groups // cfg.envs_per_worker)
+                   slots=[_Slot(w, s, s * self.groups // cfg.envs_per_worker)
                           for w in range(num_workers) for s in range(cfg.envs_per_worker)],
                    queues=_split_task_major(requests, num_workers * cfg.envs_per_worker), finish=finish)
         try:
@@ -181,7 +194,7 @@ class RolloutEngine:
     def _send(self, run: _Run) -> None:
         """Send every idle slot group its commands (resets and action chunks), one message per group."""
         for worker in list(run.workers):
-            for group in range(self.config.pipeline_groups):
+            for group in range(self.groups):
                 if (worker.id, group) in run.busy:
                     continue
                 mine = [s for s in run.slots if (s.worker, s.group) == (worker.id, group) and s.request is not None]

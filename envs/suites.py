@@ -57,6 +57,7 @@ class Suite:
         episodes_per_task: episodes of the official protocol.
         max_episode_steps: the official horizon.
         config: the EnvConfig it was built from.
+        camera_names: cameras every task of the suite has.
         goals: task name -> goal variations (episodes_per_task, Dg), or None for fresh goals.
     """
 
@@ -66,7 +67,17 @@ class Suite:
     episodes_per_task: int
     max_episode_steps: int
     config: EnvConfig
+    camera_names: tuple[str, ...] = ()
     goals: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.check_cameras(self.config.cameras)
+
+    def check_cameras(self, cameras: list[str] | tuple[str, ...]) -> None:
+        """Fail early, in the main process, on a camera name the suite's scenes do not have."""
+        unknown = [c for c in cameras if c not in self.camera_names]
+        if unknown:
+            raise ValueError(f"unknown camera(s) {unknown} for {self.name}; its cameras: {list(self.camera_names)}")
 
     def task(self, name: str) -> Task:
         for task in self.tasks:

@@ -41,6 +41,8 @@ def test_bad_suite_and_task_names_give_clear_errors():
         make_suite(EnvConfig(suite="metaworld_mt1"))
     with pytest.raises(ValueError, match="push-v3"):
         make_suite(EnvConfig(suite="metaworld_mt1", task="psuh-v3"))
+    with pytest.raises(ValueError, match="corner2"):
+        make_suite(EnvConfig(suite="metaworld_mt10", cameras=["corner", "cornr"]))
     with pytest.raises(KeyError, match="no task"):
         make_suite(EnvConfig(suite="metaworld_mt10")).task("soccer-v3")
 
@@ -65,6 +67,14 @@ def test_env_passes_gymnasium_checker(task):
     suite = make_suite(EnvConfig(suite="metaworld_mt1", task=task))
     env = suite.make_env(suite.tasks[0])
     check_env(env, skip_render_check=True)
+    env.close()
+
+
+def test_suite_camera_list_matches_the_scene():
+    suite = make_suite(EnvConfig(suite="metaworld_mt1", task="reach-v3"))
+    env = suite.make_env(suite.tasks[0])
+    model = env.sim.model
+    assert {model.camera(i).name for i in range(model.ncam)} == set(suite.camera_names)
     env.close()
 
 
