@@ -1,9 +1,9 @@
 """A rollout worker process: owns a few env slots and steps them on request.
 
-Protocol (one round trip per engine step): the engine sends a list of commands,
+Protocol: for each group of slots the engine sends a list of commands,
     ("reset", slot, task_name, episode, seed, video_stem | None)
     ("step", slot, chunk (T, Da))
-and the worker answers with one `SlotUpdate` per command. ``None`` asks it to exit.
+and the worker answers, in order, with one `SlotUpdate` per command. ``None`` asks it to exit.
 An exception in one slot ends that slot's episode as an "error" record and drops its env;
 the other slots and the process carry on. GL contexts are created here, never in the parent.
 """
@@ -11,6 +11,7 @@ the other slots and the process carry on. GL contexts are created here, never in
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import traceback
 from collections import defaultdict
@@ -113,10 +114,14 @@ class RolloutWorker:
             return SlotUpdate(slot, obs, steps=info["chunk_steps"])
         record = {"task": current.task.name, "task_index": current.task.index, "episode": current.episode,
                   "status": "unstable" if info.get("unstable") else "ok", "success": bool(info["success"]),
-                  "length": int(info["steps"]), "video": info.get("video"),
+                  "length": int(info["steps"]), "video": self._relative(info.get("video")),
                   "message": "MuJoCo reported a numerical instability" if info.get("unstable") else None}
         self._release(slot)
         return SlotUpdate(slot, None, record, steps=info["chunk_steps"])
+
+    def _relative(self, path: str | None) -> str | None:
+        """Video paths are stored relative to the run's out_dir, so a run folder can be moved."""
+        return None if path is None else os.path.relpath(path, self.spec.out_dir)
 
     def _fail(self, slot: int, error: Exception) -> SlotUpdate:
         current = self.episodes.pop(slot, None)
