@@ -87,7 +87,9 @@ def test_resume_refuses_a_different_configuration(tmp_path):
 
 
 def test_interrupted_run_keeps_finished_episodes_and_resumes(tmp_path):
+    # Full-length episodes (no early stop at success) leave seconds to interrupt the run in.
     command = [sys.executable, "eval.py", "env=metaworld_mt1", "env.task=reach-v3", "episodes_per_task=12",
+               "env.terminate_on_success=false", "env.max_episode_steps=300",
                "rollout.num_workers=1", "rollout.envs_per_worker=1", "rollout.videos_per_task=0",
                f"out_dir={tmp_path}", "progress=false"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -96,7 +98,7 @@ def test_interrupted_run_keeps_finished_episodes_and_resumes(tmp_path):
     while time.monotonic() < deadline:
         if journal.exists() and len(journal.read_text().splitlines()) >= 4:  # header + 3 episodes
             break
-        time.sleep(0.2)
+        time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     output = process.communicate(timeout=60)[0].decode()
     assert process.returncode == 130, output
