@@ -51,7 +51,7 @@ class RolloutConfig:
     video_size: int = 256  # video frames are square, pixels per side
     video_fps: int = 30
     step_timeout_s: float = 300.0  # a worker silent for this long is killed and replaced
-    seed: int = 0  # episode e of task i is reset with seed + 1000 * i + e
+    seed: int = 0  # episode e of task i is reset with seed + 100_000 * i + e
 
     def __post_init__(self) -> None:
         if self.num_workers < 1 or self.envs_per_worker < 1:
@@ -122,7 +122,8 @@ class RolloutEngine:
     """Runs episode requests with a policy over worker processes; see the module docstring."""
 
     def __init__(self, suite: Suite, config: RolloutConfig, n_obs_steps: int, n_action_steps: int,
-                 out_dir: Path, progress: bool = True):
+                 out_dir: Path, progress: bool = True, record_trajectories: bool = False,
+                 action_noise: float = 0.0):
         self.suite, self.config = suite, config
         if config.videos_per_task > 0:
             suite.check_cameras([config.video_camera])
@@ -132,14 +133,20 @@ class RolloutEngine:
         self.spec = WorkerSpec(suite=suite, n_obs_steps=n_obs_steps, n_action_steps=n_action_steps,
                                out_dir=self.out_dir, record_videos=config.videos_per_task > 0,
                                video_camera=config.video_camera, video_size=config.video_size,
-                               video_fps=config.video_fps, max_idle_envs=2 * config.envs_per_worker)
+                               video_fps=config.video_fps, max_idle_envs=2 * config.envs_per_worker,
+                               record_trajectories=record_trajectories, action_noise=action_noise)
         self.groups = min(config.pipeline_groups, config.envs_per_worker)
         self.ctx = mp.get_context("spawn")  # no GL context or torch thread pool is inherited
         self.env_steps = 0
 
     def run(self, policy: ChunkPolicy, requests: Iterable[EpisodeRequest],
-            on_record: Callable[[EpisodeRecord], None]) -> None:
-        """Run every request; `on_record` is called once per finished episode, in finishing order."""
+            on_record: Callable[[EpisodeRecord], None],
+            on_trajectory: Callable[[EpisodeRecord, dict[str, Any]], None] | None = None) -> None:
+        """Run every request; `on_record` is called once per finished episode, in finishing order.
+
+        With ``record_trajectories``, `on_trajectory(record, arrays)` also gets each finished
+        episode's arrays (see `TrajectoryRecorderWrapper`); episodes that errored have none.
+        """
         requests = list(requests)
         if not requests:
             return
@@ -157,6 +164,7 @@ class RolloutEngine:
             bar.set_postfix(success=f"{stats['success'] / stats['done']:.2f}", steps_s=f"{self.env_steps / elapsed:.0f}", refresh=False)
             bar.update(1)
 
+        self.on_trajectory = on_trajectory
         run = _Run(workers=[_WorkerHandle(self.ctx, self.spec, i) for i in range(num_workers)],
                    slots=[_Slot(w, s, s * self.groups // cfg.envs_per_worker)
                           for w in range(num_workers) for s in range(cfg.envs_per_worker)],
@@ -185,7 +193,7 @@ class RolloutEngine:
 
     def _reset_command(self, slot: _Slot) -> tuple:
         request, cfg = slot.request, self.config
-        seed = cfg.seed + 1000 * request.task.index + request.episode
+        seed = cfg.seed + 100_000 * request.task.index + request.episode
         stem = None
         if request.episode < cfg.videos_per_task:
             stem = str(self.out_dir / "videos" / f"{request.task.name}_ep{request.episode:03d}")
@@ -238,7 +246,10 @@ class RolloutEngine:
     def _apply(self, slot: _Slot, update: SlotUpdate, finish: Callable[[EpisodeRecord], None]) -> None:
         self.env_steps += update.steps
         if update.record is not None:
-            finish(EpisodeRecord.from_dict(update.record))
+            record = EpisodeRecord.from_dict(update.record)
+            if update.trajectory is not None and self.on_trajectory is not None:
+                self.on_trajectory(record, update.trajectory)
+            finish(record)
         if update.obs is None:
             if update.record is None:  # cannot happen: a worker always reports why a slot ended
                 raise RuntimeError(f"worker {slot.worker} ended slot {slot.index} without a record")

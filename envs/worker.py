@@ -23,7 +23,8 @@ from typing import Any
 import gymnasium as gym
 
 from envs.suites import Suite
-from envs.wrappers import ActionChunkWrapper, FaultInjectionWrapper, ObsHistoryWrapper, VideoRecorderWrapper
+from envs.wrappers import (ActionChunkWrapper, ActionNoiseWrapper, FaultInjectionWrapper, ObsHistoryWrapper,
+                           TrajectoryRecorderWrapper, VideoRecorderWrapper)
 from schema import Task
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class WorkerSpec:
     n_action_steps: int
     out_dir: Path  # fault markers go under out_dir/.faults
     record_videos: bool
+    record_trajectories: bool = False  # send each finished episode's arrays back (for datasets)
+    action_noise: float = 0.0  # std of Gaussian noise added to executed actions (labels stay clean)
     video_camera: str = "corner"
     video_size: int = 256
     video_fps: int = 30
@@ -52,6 +55,7 @@ class SlotUpdate:
     slot: int
     obs: dict[str, Any] | None  # (To, ...) arrays per key; None when the episode ended
     record: dict[str, Any] | None = None  # EpisodeRecord fields when the episode ended
+    trajectory: dict[str, Any] | None = None  # the episode's arrays, when recording trajectories
     steps: int = 0  # env steps executed by this command
 
 
@@ -92,6 +96,10 @@ class RolloutWorker:
             env = FaultInjectionWrapper(env, fault, task.name, spec.out_dir / ".faults")
         if spec.record_videos:
             env = VideoRecorderWrapper(env, fps=spec.video_fps)
+        if spec.action_noise > 0:
+            env = ActionNoiseWrapper(env, spec.action_noise)
+        if spec.record_trajectories:
+            env = TrajectoryRecorderWrapper(env)
         env = ObsHistoryWrapper(env, spec.n_obs_steps)
         return ActionChunkWrapper(env, spec.n_action_steps)
 
@@ -117,7 +125,7 @@ class RolloutWorker:
                   "length": int(info["steps"]), "video": self._relative(info.get("video")),
                   "message": "MuJoCo reported a numerical instability" if info.get("unstable") else None}
         self._release(slot)
-        return SlotUpdate(slot, None, record, steps=info["chunk_steps"])
+        return SlotUpdate(slot, None, record, info.get("trajectory"), steps=info["chunk_steps"])
 
     def _relative(self, path: str | None) -> str | None:
         """Video paths are stored relative to the run's out_dir, so a run folder can be moved."""

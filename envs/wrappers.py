@@ -122,6 +122,64 @@ class VideoRecorderWrapper(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+class TrajectoryRecorderWrapper(gym.Wrapper):
+    """Records (observation, action, reward, done) of every step; the episode's arrays go into
+    the final step's ``info["trajectory"]``.
+
+    Place it above `ActionNoiseWrapper`: the recorded action is the one the policy chose
+    (the clean label), whatever noise is added below. Arrays: each observation key (T, ...),
+    ``actions`` (T, Da) float32, ``rewards`` (T,) float32, ``dones`` (T,) uint8 (1 on the last step).
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self._obs: dict[str, Any] | None = None
+        self._steps: list[tuple[dict[str, Any], np.ndarray, float]] = []
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._obs, self._steps = obs, []
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._steps.append((self._obs, np.asarray(action, dtype=np.float32), float(reward)))
+        self._obs = obs
+        if terminated or truncated:
+            observations, actions, rewards = zip(*self._steps)
+            trajectory = {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+            dones = np.zeros(len(actions), dtype=np.uint8)
+            dones[-1] = 1
+            trajectory.update(actions=np.stack(actions), rewards=np.array(rewards, np.float32), dones=dones)
+            info = dict(info, trajectory=trajectory)
+            self._steps = []
+        return obs, reward, terminated, truncated, info
+
+
+class ActionNoiseWrapper(gym.Wrapper):
+    """Adds Gaussian noise (std `sigma`) to every executed action, clipped to the action bounds.
+
+    The noise generator is reseeded at each reset from the reset seed, so an episode is
+    reproducible from its seed.
+    """
+
+    def __init__(self, env: gym.Env, sigma: float):
+        super().__init__(env)
+        if sigma < 0:
+            raise ValueError(f"action noise must be >= 0, got {sigma}")
+        self.sigma = sigma
+        self._rng = np.random.default_rng()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._rng = np.random.default_rng(seed)
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        space = self.env.action_space
+        noisy = np.asarray(action) + self._rng.normal(0.0, self.sigma, size=np.shape(action))
+        return self.env.step(np.clip(noisy, space.low, space.high).astype(space.dtype))
+
+
 class FaultInjectionWrapper(gym.Wrapper):
     """Fails on purpose at a configured (task, episode, step), to test the evaluation engine.
 

@@ -1,0 +1,79 @@
+"""Writing demonstrations in the robomimic / LIBERO layout (see `datasets.layout`), atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from datasets import layout
+from schema import OBS_RGB_PREFIX, OBS_STATE
+
+STATE_KEY = "state"  # obs.state is stored as obs/state
+
+
+def disk_obs_key(batch_key: str) -> str | None:
+    """``obs.state`` -> ``state``, ``obs.rgb.corner`` -> ``corner_rgb``; None for non-observations."""
+    if batch_key == OBS_STATE:
+        return STATE_KEY
+    if batch_key.startswith(OBS_RGB_PREFIX):
+        return batch_key[len(OBS_RGB_PREFIX):] + layout.RGB_SUFFIX
+    return None
+
+
+def _attr(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
+
+
+def write_task_file(path: Path, episodes: Sequence[dict[str, np.ndarray]], attrs: dict[str, Any]) -> Path:
+    """Write one task's episodes to `path`, first under a temporary name, renamed when complete.
+
+    Args:
+        episodes: per episode, ``actions`` (T, Da), ``rewards`` (T,), ``dones`` (T,) and observation
+            arrays under batch keys: ``obs.state`` (T, Ds), ``obs.rgb.<camera>`` (T, 3, H, W) uint8,
+            and optionally ``attrs`` (a dict stored on the demo group). Other keys are ignored.
+        attrs: attributes of the ``data`` group; dicts and lists are stored as JSON.
+    """
+    if not episodes:
+        raise ValueError(f"no episodes to write to {path}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with h5py.File(tmp, "w") as file:
+        data = file.create_group(layout.DATA)
+        for key, value in attrs.items():
+            data.attrs[key] = _attr(value)
+        data.attrs[layout.IMAGE_CONVENTION] = "opencv"  # stored upright
+        data.attrs["format_version"] = layout.FORMAT_VERSION
+        data.attrs["total"] = int(sum(len(e["actions"]) for e in episodes))
+        for index, episode in enumerate(episodes):
+            _write_demo(data.create_group(layout.demo_name(index)), episode)
+    os.replace(tmp, path)
+    return path
+
+
+def _write_demo(group: h5py.Group, episode: dict[str, np.ndarray]) -> None:
+    length = len(episode["actions"])
+    group.attrs[layout.NUM_SAMPLES] = length
+    for key, value in episode.get("attrs", {}).items():
+        group.attrs[key] = _attr(value)
+    group.create_dataset(layout.ACTIONS, data=np.asarray(episode["actions"], np.float32))
+    group.create_dataset(layout.REWARDS, data=np.asarray(episode["rewards"], np.float32))
+    group.create_dataset(layout.DONES, data=np.asarray(episode["dones"], np.uint8))
+    obs = group.create_group(layout.OBS)
+    for key, array in episode.items():
+        name = disk_obs_key(key)
+        if name is None:
+            continue
+        if len(array) != length:
+            raise ValueError(f"{key} has {len(array)} steps but actions have {length}")
+        if layout.camera_of(name):  # (T, 3, H, W) -> (T, H, W, 3), one chunk per frame for random reads
+            frames = np.ascontiguousarray(np.asarray(array, np.uint8).transpose(0, 2, 3, 1))
+            obs.create_dataset(name, data=frames, chunks=(1, *frames.shape[1:]))
+        else:
+            obs.create_dataset(name, data=np.asarray(array, np.float32))
