@@ -132,16 +132,17 @@ def collect(cfg: CollectConfig) -> dict[str, Path]:
     limit = int(np.ceil(cfg.episodes_per_task * cfg.max_attempts_factor))
     if suite.goals is not None:
         limit = min(limit, suite.episodes_per_task)
-    while True:
-        requests = []
-        for task in todo:
-            start = collector.attempts[task.name]
-            count = min(collector.needed(task), limit - start)
-            requests += [EpisodeRequest(task, e) for e in range(start, start + count)]
-            collector.attempts[task.name] += count
-        if not requests:
-            break
-        engine.run(policy, requests, on_record=lambda record: None, on_trajectory=collector.add)
+    with engine:  # the workers and their envs stay up across the retry rounds
+        while True:
+            requests = []
+            for task in todo:
+                start = collector.attempts[task.name]
+                count = min(collector.needed(task), limit - start)
+                requests += [EpisodeRequest(task, e) for e in range(start, start + count)]
+                collector.attempts[task.name] += count
+            if not requests:
+                break
+            engine.run(policy, requests, on_record=lambda record: None, on_trajectory=collector.add)
     for task in todo:
         if task.name not in collector.written:
             kept = len(collector.kept[task.name])

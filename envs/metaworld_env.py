@@ -72,23 +72,27 @@ class MetaWorldTaskEnv(gym.Env):
         self._warnings_at_reset = np.zeros(len(INSTABILITY_WARNINGS), dtype=np.int64)
         self.goal: np.ndarray | None = None
 
-    def _sample_goal(self, episode: int | None) -> np.ndarray:
-        if self.goals is not None:
-            if episode is None:
-                episode = int(self.np_random.integers(len(self.goals)))
-            if not 0 <= episode < len(self.goals):
-                raise ValueError(f"{self.task.name}: episode {episode} has no goal variation "
-                                 f"(there are {len(self.goals)})")
-            return np.asarray(self.goals[episode])
-        space = self.sim._random_reset_space  # metaworld keeps each task's goal box here
-        return self.np_random.uniform(space.low, space.high, size=space.low.size)
+    def _official_goal(self, episode: int | None) -> np.ndarray:
+        if episode is None:
+            episode = int(self.np_random.integers(len(self.goals)))
+        if not 0 <= episode < len(self.goals):
+            raise ValueError(f"{self.task.name}: episode {episode} has no goal variation (there are {len(self.goals)})")
+        return np.asarray(self.goals[episode])
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self.goal = self._sample_goal((options or {}).get("episode"))
-        data = dict(rand_vec=self.goal, env_cls=self._env_cls, partially_observable=False)
+        goal = self._official_goal((options or {}).get("episode")) if self.goals is not None else self.goals
+        # set_task needs some goal vector; for fresh goals it is replaced just below.
+        data = dict(rand_vec=goal if goal is not None else np.zeros(1), env_cls=self._env_cls,
+                    partially_observable=False)
         self.sim.set_task(MetaWorldTask(env_name=self.task.name, data=pickle.dumps(data)))
+        if goal is None:
+            # Fresh goals are drawn by metaworld itself from its seeded RNG: several tasks reject
+            # and redraw goals that sit too close to the object, which only works unfrozen.
+            self.sim._freeze_rand_vec, self.sim.seeded_rand_vec = False, True
+            self.sim.seed(int(self.np_random.integers(2**31)))
         state, _ = self.sim.reset()
+        self.goal = np.asarray(self.sim._last_rand_vec).copy()
         self._steps, self._succeeded = 0, False
         self._warnings_at_reset = self._warning_counts()
         return self._observe(state), self._info(unstable=False)

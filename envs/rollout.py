@@ -4,6 +4,9 @@
                            out_dir=Path("outputs/eval/x"))
     engine.run(policy, requests, on_record=journal.append)
 
+`run` starts and stops the worker processes itself; inside ``with engine:`` they (and their
+envs) stay up across several `run` calls.
+
 Each engine step sends one command list to every idle worker (resets for free slots, action
 chunks for running episodes), takes every answer that is ready, and makes ONE batched policy
 call for all episodes waiting for actions. Workers never wait for one another (a worker
@@ -138,6 +141,7 @@ class RolloutEngine:
         self.groups = min(config.pipeline_groups, config.envs_per_worker)
         self.ctx = mp.get_context("spawn")  # no GL context or torch thread pool is inherited
         self.env_steps = 0
+        self._workers: list[_WorkerHandle] | None = None
 
     def run(self, policy: ChunkPolicy, requests: Iterable[EpisodeRequest],
             on_record: Callable[[EpisodeRecord], None],
@@ -151,7 +155,6 @@ class RolloutEngine:
         if not requests:
             return
         cfg = self.config
-        num_workers = max(1, min(cfg.num_workers, len(requests)))
         bar = tqdm(total=len(requests), desc=self.suite.name, unit="ep", disable=not self.progress,
                    dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)  # log files: every 30 s
         stats = {"done": 0, "success": 0, "start": time.monotonic()}
@@ -161,11 +164,16 @@ class RolloutEngine:
             stats["done"] += 1
             stats["success"] += int(record.success)
             elapsed = max(time.monotonic() - stats["start"], 1e-9)
-            bar.set_postfix(success=f"{stats['success'] / stats['done']:.2f}", steps_s=f"{self.env_steps / elapsed:.0f}", refresh=False)
+            bar.set_postfix(success=f"{stats['success'] / stats['done']:.2f}",
+                            steps_s=f"{self.env_steps / elapsed:.0f}", refresh=False)
             bar.update(1)
 
         self.on_trajectory = on_trajectory
-        run = _Run(workers=[_WorkerHandle(self.ctx, self.spec, i) for i in range(num_workers)],
+        started_here = self._workers is None
+        if started_here:
+            self.start(num_workers=min(cfg.num_workers, len(requests)))
+        num_workers = len(self._workers)
+        run = _Run(workers=self._workers,
                    slots=[_Slot(w, s, s * self.groups // cfg.envs_per_worker)
                           for w in range(num_workers) for s in range(cfg.envs_per_worker)],
                    queues=_split_task_major(requests, num_workers * cfg.envs_per_worker), finish=finish)
@@ -175,10 +183,32 @@ class RolloutEngine:
                 self._send(run)
                 self._receive(run)
                 self._predict(policy, run.slots)
+        except BaseException:
+            self.close()  # workers may be mid-episode: never reuse them
+            raise
         finally:
             bar.close()
-            for worker in run.workers:
-                worker.stop()
+            if started_here:
+                self.close()
+
+    def start(self, num_workers: int | None = None) -> None:
+        """Start the worker processes now, to keep them (and their envs) across several `run` calls."""
+        if self._workers is None:
+            count = num_workers or self.config.num_workers
+            self._workers = [_WorkerHandle(self.ctx, self.spec, i) for i in range(count)]
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        for worker in self._workers or []:
+            worker.stop()
+        self._workers = None
+
+    def __enter__(self) -> RolloutEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _assign(self, run: _Run) -> None:
         """Give free slots the next episode of their own queue, or steal from the longest queue."""

@@ -162,3 +162,14 @@ def test_numerical_instability_ends_the_episode_as_unstable():
     _, _, terminated, truncated, info = env.step(np.zeros(4, dtype=np.float32))
     assert info["unstable"] and truncated and not terminated
     env.close()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("task", ["pick-place-v3", "push-v3", "basketball-v3"])
+def test_fresh_goals_respect_the_task_own_constraints(task):
+    # pick-place and others redraw goals too close to the object; a frozen bad draw used to loop forever.
+    suite = make_suite(EnvConfig(suite="metaworld_mt1", task=task, goal_set="random"))
+    env = suite.make_env(suite.tasks[0])
+    goals = [env.reset(seed=seed)[0][OBS_STATE][-3:] for seed in range(40)]
+    assert len({tuple(np.round(g, 6)) for g in goals}) == 40
+    env.close()

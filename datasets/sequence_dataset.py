@@ -1,0 +1,226 @@
+"""Training windows over many task files: observation history, action chunk, task identity.
+
+A sample at step t of an episode of length L holds
+
+    obs.state          (To, Ds) float32   steps t-To+1 .. t   (before step 0: step 0 repeated)
+    obs.rgb.<camera>   (To, 3, H, W) uint8, same steps, upright
+    action             (T, Da) float32    steps t .. t+T-1    (after step L-1: step L-1 repeated)
+    action.is_pad      (T,) bool          True where the step is past L-1
+    task.index         () int64
+    task.instruction   str
+
+Valid t follow Diffusion Policy's SequenceSampler: pad_before = To-1, pad_after = Ta-1
+(Ta = n_action_steps). The window's steps t-To+1 .. t+T-1 may start at most To-1 steps before
+the episode (so t >= 0: the first sample repeats step 0 To-1 times) and end at most Ta-1 steps
+after it (so t <= L-T+Ta-1: every chunk holds at least T-Ta+1 real actions, padding fills
+at most Ta-1). So the last T-Ta steps of an episode are never the current step (they appear
+as actions). Episodes shorter than T-Ta+1 steps give no window; that is logged as a warning,
+never silent.
+
+State and actions live in RAM (all steps of all episodes in two arrays); images are read from
+HDF5 per sample through file handles opened lazily in each process (keyed on the process id,
+so DataLoader workers open their own after fork and pickling carries no handles), or from an
+optional in-RAM uint8 cache (`cache_images`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from datasets.config import DatasetConfig, check_window
+from datasets.reader import (DatasetError, TaskEpisodes, check_compatible, image_dataset_path, read_task_file,
+                             resolve_task_files, upright)
+from schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, rgb_key
+
+logger = logging.getLogger(__name__)
+
+
+class MultitaskSequenceDataset(Dataset):
+    """Windows of `n_obs_steps` observations and `horizon` actions over one file per task.
+
+    Attributes:
+        config: the `DatasetConfig` it was built from.
+        files: the task files read, in order.
+        root: folder beside which derived files (statistics) are cached.
+        tasks: (index, name, instruction) of each task present, by index.
+        task_of_sample: (N,) int64, the task index of each sample (for balanced sampling).
+        image_shapes: camera -> (3, H, W) of `obs.rgb.<camera>` frames.
+    """
+
+    def __init__(self, config: DatasetConfig) -> None:
+        check_window(config.n_obs_steps, config.horizon, config.n_action_steps)
+        self.config = config
+        self.n_obs_steps, self.horizon, self.n_action_steps = config.n_obs_steps, config.horizon, config.n_action_steps
+        self.cameras = list(config.cameras)
+        source = config.path if isinstance(config.path, (str, Path)) else list(config.path)
+        self.files = resolve_task_files(source)
+        self.root = Path(source) if isinstance(source, (str, Path)) and Path(source).is_dir() else self.files[0].parent
+        task_files = [read_task_file(path, list(config.state_keys), self.cameras) for path in self.files]
+        check_compatible(task_files)
+        indices = task_indices([tf.task for tf in task_files], config.task_names, self.files)
+        self.tasks = sorted((indices[i], tf.task, tf.instruction) for i, tf in enumerate(task_files))
+        self.image_shapes = {c: (3, *task_files[0].image_shapes[c][:2]) for c in self.cameras}
+        self._index_episodes(task_files, indices)
+        self._obs_offsets = np.arange(1 - self.n_obs_steps, 1)
+        self._action_offsets = np.arange(self.horizon)
+        self._pid: int | None = None
+        self._handles: dict[int, h5py.File] = {}
+        self._image_datasets: dict[tuple[int, str], h5py.Dataset] = {}
+        self._image_cache = self._load_image_cache() if config.cache_images and self.cameras else None
+        logger.info("dataset: %d tasks, %d episodes, %d steps, %d windows from %s", len(self.tasks),
+                    len(self._length), len(self._state), len(self), self.root)
+
+    def _index_episodes(self, task_files: list[TaskEpisodes], indices: list[int]) -> None:
+        """Concatenate all episodes' arrays and precompute (episode, t) of every sample."""
+        episodes = [(f, e) for f, tf in enumerate(task_files) for e in tf.episodes]
+        self._episode_file = np.array([f for f, _ in episodes], dtype=np.int64)
+        self._episode_demo = [e.demo for _, e in episodes]
+        self._episode_task = np.array([indices[f] for f, _ in episodes], dtype=np.int64)
+        self._length = np.array([e.length for _, e in episodes], dtype=np.int64)
+        self._begin = np.cumsum(self._length) - self._length
+        self._state = np.concatenate([e.state for _, e in episodes])
+        self._action = np.concatenate([e.action for _, e in episodes])
+        self._sample_episode, self._sample_t = window_starts(self._length, self.horizon, self.n_action_steps)
+        self.task_of_sample = self._episode_task[self._sample_episode]
+        self._instructions = [task_files[f].instruction for f, _ in episodes]
+        self._convention = [task_files[f].image_convention for f, _ in episodes]
+        shortest = self.horizon - self.n_action_steps + 1
+        empty = [f"{self.files[f].name}:{e.demo}" for f, e in episodes if e.length < shortest]
+        if empty:
+            logger.warning("%d episodes are shorter than horizon - n_action_steps + 1 = %d steps and give no "
+                           "window: %s", len(empty), shortest, ", ".join(empty))
+        if len(self._sample_t) == 0:
+            raise DatasetError(f"{self.root}: no episode is long enough for one window "
+                               f"(horizon={self.horizon}, n_action_steps={self.n_action_steps})")
+
+    def __len__(self) -> int:
+        return len(self._sample_t)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        episode, t = int(self._sample_episode[index]), int(self._sample_t[index])
+        begin, last = int(self._begin[episode]), int(self._length[episode]) - 1
+        obs_steps = np.maximum(self._obs_offsets + t, 0)  # t <= last, so only the start needs padding
+        action_steps = self._action_offsets + t
+        sample = {
+            OBS_STATE: torch.from_numpy(self._state[obs_steps + begin]),
+            ACTION: torch.from_numpy(self._action[np.minimum(action_steps, last) + begin]),
+            ACTION_IS_PAD: torch.from_numpy(action_steps > last),
+            TASK_INDEX: torch.tensor(self._episode_task[episode]),
+            TASK_INSTRUCTION: self._instructions[episode],
+        }
+        for camera in self.cameras:
+            sample[rgb_key(camera)] = torch.from_numpy(self._frames(episode, camera, obs_steps))
+        return sample
+
+    @property
+    def state_dim(self) -> int:
+        return self._state.shape[1]
+
+    @property
+    def action_dim(self) -> int:
+        return self._action.shape[1]
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self._length)
+
+    def step_arrays(self) -> dict[str, np.ndarray]:
+        """All steps of all episodes: ``obs.state`` (N, Ds) and ``action`` (N, Da), read-only views."""
+        views = {OBS_STATE: self._state.view(), ACTION: self._action.view()}
+        for view in views.values():
+            view.flags.writeable = False
+        return views
+
+    def _frames(self, episode: int, camera: str, steps: np.ndarray) -> np.ndarray:
+        """(To, 3, H, W) uint8 upright frames of `camera` at in-episode `steps` (ascending)."""
+        if self._image_cache is not None:
+            return self._image_cache[camera][steps + self._begin[episode]]
+        first, end = int(steps[0]), int(steps[-1]) + 1
+        frames = self._image_dataset(episode, camera)[first:end]  # h5py reads one plain slice fastest
+        if end - first != len(steps):  # step 0 repeated at the episode start
+            frames = frames[steps - first]
+        frames = upright(frames, self._convention[episode])
+        return np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
+
+    def _image_dataset(self, episode: int, camera: str) -> h5py.Dataset:
+        """This process's handle on one episode's images; handles inherited through fork are not used."""
+        if self._pid != os.getpid():
+            self._pid, self._handles, self._image_datasets = os.getpid(), {}, {}
+        dataset = self._image_datasets.get((episode, camera))
+        if dataset is None:
+            file_index = int(self._episode_file[episode])
+            if file_index not in self._handles:
+                self._handles[file_index] = h5py.File(self.files[file_index], "r")
+            path = image_dataset_path(self._episode_demo[episode], camera)
+            dataset = self._image_datasets[(episode, camera)] = self._handles[file_index][path]
+        return dataset
+
+    def _load_image_cache(self) -> dict[str, np.ndarray]:
+        """Every frame of every camera, upright, (N, 3, H, W) uint8 in RAM; refuses what does not fit."""
+        n_bytes = len(self._state) * sum(int(np.prod(shape)) for shape in self.image_shapes.values())
+        available = _available_memory()
+        if available is not None and n_bytes > 0.8 * available:
+            raise DatasetError(f"{self.root}: caching images needs {n_bytes / 2**30:.2f} GiB but only "
+                               f"{available / 2**30:.2f} GiB of RAM is available; set cache_images=false")
+        logger.info("caching images of cameras %s in RAM: %d frames each, %.1f MiB", self.cameras,
+                    len(self._state), n_bytes / 2**20)
+        cache = {c: np.empty((len(self._state), *self.image_shapes[c]), dtype=np.uint8) for c in self.cameras}
+        for episode in range(self.num_episodes):
+            begin, end = int(self._begin[episode]), int(self._begin[episode] + self._length[episode])
+            for camera in self.cameras:
+                frames = upright(self._image_dataset(episode, camera)[()], self._convention[episode])
+                cache[camera][begin:end] = frames.transpose(0, 3, 1, 2)
+        self.close()
+        return cache
+
+    def close(self) -> None:
+        """Close this process's HDF5 handles (they reopen on the next image read)."""
+        if self._pid == os.getpid():
+            for handle in self._handles.values():
+                handle.close()
+        self._pid, self._handles, self._image_datasets = None, {}, {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_pid=None, _handles={}, _image_datasets={})
+        return state
+
+
+def task_indices(names: list[str], task_names: list[str] | None, files: list[Path]) -> list[int]:
+    """Index of each file's task: its position in `task_names`, else in the sorted task names."""
+    seen: dict[str, Path] = {}
+    for name, path in zip(names, files):
+        if name in seen:
+            raise DatasetError(f"{path}: task '{name}' (attribute 'task' of 'data') is also in {seen[name]}; "
+                               "keep one file per task")
+        seen[name] = path
+    order = list(task_names) if task_names is not None else sorted(names)
+    unknown = [f"{path} (task '{name}')" for name, path in zip(names, files) if name not in order]
+    if unknown:
+        raise DatasetError(f"tasks not in task_names {order}: {', '.join(unknown)}")
+    return [order.index(name) for name in names]
+
+
+def window_starts(lengths: np.ndarray, horizon: int, n_action_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(episode, t) of every valid window: t in [0, L - T + Ta - 1] for each episode length L."""
+    counts = np.maximum(lengths - horizon + n_action_steps, 0)
+    episode = np.repeat(np.arange(len(lengths)), counts)
+    t = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return episode, t
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
