@@ -1,79 +1,176 @@
-"""Offscreen MuJoCo rendering: GL backend choice and a fast multi-camera renderer.
+"""MuJoCo offscreen rendering: GL backend choice and a multi-camera renderer.
 
-GL rule: mujoco reads ``MUJOCO_GL`` when it is first imported, so `select_gl_backend` must run
-before that in every process (the `envs` package calls it on import; spawned workers inherit
-the variable). It only sets environment variables and never creates a GL context: contexts
-are created lazily inside the worker processes, never before a fork.
+Two rules make rendering work in a multi-process evaluation:
+
+1. The GL backend is fixed when `mujoco` is first imported in a process, so
+   `select_gl_backend()` must run before that (see its docstring). This module imports
+   `mujoco` lazily, so importing `select_gl_backend` from here is always early enough.
+2. GL contexts never cross a `fork`: build a `CameraRenderer` inside the worker process
+   that uses it, never in the parent.
+
+Images are (H, W, 3) uint8, row 0 at the top ("upright"), as every image in this project.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import mujoco
+
+log = logging.getLogger(__name__)
+
+# PyOpenGL must load the same platform as MuJoCo's GL context.
+_PYOPENGL_PLATFORM = {"egl": "egl", "osmesa": "osmesa"}
+
 
 def select_gl_backend() -> str:
-    """Keep ``MUJOCO_GL`` if set; else "egl" when an NVIDIA GPU is visible, else "osmesa" (CPU)."""
+    """Choose MuJoCo's offscreen GL backend and export it to this process's environment.
+
+    Keeps `MUJOCO_GL` when already set (the user's override); otherwise "egl" when an
+    NVIDIA GPU device node is visible (`/dev/nvidia0`, ...), else "osmesa" (CPU, Debian
+    package libosmesa6). Also sets the matching `PYOPENGL_PLATFORM` unless already set.
+
+    When it takes effect: mujoco 3.3 reads `MUJOCO_GL` once, in `mujoco/gl_context.py`,
+    which `import mujoco` runs; the chosen backend module then imports PyOpenGL, which
+    reads `PYOPENGL_PLATFORM` at its own first import. So call this before the first
+    `import mujoco` (and `import OpenGL`) of a process. Worker processes started
+    afterwards inherit the variables, and with the "spawn" or "forkserver" start methods
+    they import mujoco afresh, so the choice applies to them even when the parent had
+    already imported mujoco. It creates no GL context: contexts belong in the workers.
+
+    Returns:
+        The backend name, e.g. "egl" or "osmesa".
+    """
     backend = os.environ.get("MUJOCO_GL")
-    if not backend:
-        backend = "egl" if Path("/dev/nvidia0").exists() else "osmesa"
+    if backend is None:
+        backend = "egl" if any(Path("/dev").glob("nvidia[0-9]*")) else "osmesa"
         os.environ["MUJOCO_GL"] = backend
-    if backend in ("egl", "osmesa"):
-        os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+        if "mujoco" in sys.modules:
+            log.warning(
+                "MUJOCO_GL=%s was set after mujoco was imported: it applies to worker "
+                "processes started from now on, not to this one.",
+                backend,
+            )
+    backend = backend.lower().strip()
+    if backend in _PYOPENGL_PLATFORM:
+        os.environ.setdefault("PYOPENGL_PLATFORM", _PYOPENGL_PLATFORM[backend])
     return backend
 
 
+def upside_down_cameras(model: mujoco.MjModel) -> set[str]:
+    """Names of the cameras whose image "up" axis points below the horizon.
+
+    A camera's image up is its local y axis. Meta-World's `corner`, `corner2`, `corner3`
+    and `corner4` are defined with y pointing down (world z component -0.96, -0.87,
+    -0.53, -0.87), i.e. rolled by 180 degrees: rendered as is, the robot hangs from the
+    ceiling. `topview` (up = world +y), `behindGripper` and `gripperPOV` are fine.
+    The rule is evaluated once, at the model's reference pose (qpos0), so a camera on a
+    moving body never flips in the middle of an episode.
+    """
+    import mujoco
+
+    data = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, data)
+    up_z = data.cam_xmat.reshape(-1, 3, 3)[:, 2, 1]  # world z of each camera's y axis
+    return {model.camera(i).name for i in np.flatnonzero(up_z < -1e-6)}
+
+
 class CameraRenderer:
-    """Renders named cameras of one MuJoCo model to upright (H, W, 3) uint8 images.
+    """Renders named cameras of one MuJoCo model into upright (H, W, 3) uint8 images.
 
-    Upright means world "up" points to the top of the image. A camera mounted upside down
-    (its up axis points below the horizon, as Meta-World's corner cameras do) is turned half a
-    turn, which is what a real camera rolled by 180 degrees needs (a vertical flip alone would
-    mirror the scene left-right). This is checked at every render, so tracking cameras work too.
+    One `mujoco.Renderer` (one GL context) is shared by all cameras. Cameras listed by
+    `upside_down_cameras(model)` are rotated by 180 degrees (not mirrored: a rolled
+    camera's true view is the 180-degree rotation), so every image is upright; the set
+    is in `self.rotated_cameras` and logged.
 
-    ``fast=True`` switches off shadows and reflections: the same geometry, about 4x cheaper on
-    a CPU (OSMesa). One GL context serves all cameras; it is created here, so build the
-    renderer inside the process that uses it.
+    `fast=True` trades looks for speed on software (OSMesa) rendering: no shadows, no
+    reflections, and no multisample anti-aliasing in the offscreen buffer. On a 2-core
+    CPU at 128x128 this measured ~12x the frames/s of `fast=False` (see
+    bench/render_fps.py); shadows and reflections alone account for ~6x.
+
+    The model's offscreen buffer (`model.vis.global_.offwidth/offheight`) is enlarged
+    for the GL context when smaller than (width, height); the model is left as it was.
+
+    Usage (in the process that renders):
+        with CameraRenderer(env.model, ["corner", "topview"], 128, 128) as renderer:
+            images = renderer.render(env.data)  # {"corner": (H, W, 3) uint8, ...}
     """
 
-    def __init__(self, model, cameras: Sequence[str], height: int, width: int, fast: bool = True):
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        cameras: Sequence[str],
+        height: int,
+        width: int,
+        fast: bool = True,
+    ) -> None:
         import mujoco
 
         names = [model.camera(i).name for i in range(model.ncam)]
         unknown = [c for c in cameras if c not in names]
         if unknown:
-            raise ValueError(f"unknown camera(s) {unknown}; this model has: {names}")
-        # The offscreen buffer bounds the image size; grow it rather than fail.
-        model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
-        model.vis.global_.offheight = max(model.vis.global_.offheight, height)
+            raise ValueError(f"Unknown camera(s) {unknown}; the model has cameras {names}")
+        if not cameras:
+            raise ValueError(f"No camera given; the model has cameras {names}")
         self.cameras = list(cameras)
-        self._camera_ids = {c: names.index(c) for c in cameras}
-        self._renderer = mujoco.Renderer(model, height=height, width=width)
+        self.fast = fast
+        self.rotated_cameras = upside_down_cameras(model) & set(cameras)
+        if self.rotated_cameras:
+            log.info("Rotating by 180 degrees (upside-down definitions): %s",
+                     sorted(self.rotated_cameras))
+        self._renderer = _make_renderer(model, height, width, no_msaa=fast)
         if fast:
             flags = self._renderer.scene.flags
             flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
             flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
 
-    def render(self, data) -> dict[str, np.ndarray]:
-        """camera name -> (H, W, 3) uint8, upright (mujoco.Renderer flips OpenGL's rows)."""
+    def render(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
+        """Render every camera at the state in `data`.
+
+        Returns:
+            {camera name: (H, W, 3) uint8 upright image}, in the order of `cameras`.
+        """
         images = {}
         for camera in self.cameras:
-            self._renderer.update_scene(data, camera=camera)
+            self._renderer.update_scene(data, camera)
             image = self._renderer.render()
-            up_z = data.cam_xmat[self._camera_ids[camera]][7]  # world z of the camera's up (y) axis
-            images[camera] = np.ascontiguousarray(image[::-1, ::-1] if up_z < 0 else image)
+            images[camera] = image[::-1, ::-1].copy() if camera in self.rotated_cameras else image
         return images
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        """Free the GL context; safe to call twice."""
+        self._renderer.close()
 
-    def __enter__(self) -> "CameraRenderer":
+    def __enter__(self) -> CameraRenderer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _make_renderer(model: mujoco.MjModel, height: int, width: int, no_msaa: bool):
+    """A `mujoco.Renderer` whose GL buffers are built from temporarily adjusted settings.
+
+    MuJoCo sizes the offscreen framebuffer and its sample count from `model.vis` when the
+    render context is created, so the settings are changed for construction only.
+    """
+    import mujoco
+
+    vis = model.vis
+    saved = (vis.global_.offwidth, vis.global_.offheight, vis.quality.offsamples)
+    try:
+        vis.global_.offwidth = max(width, saved[0])
+        vis.global_.offheight = max(height, saved[1])
+        if no_msaa:
+            vis.quality.offsamples = 0
+        return mujoco.Renderer(model, height=height, width=width)
+    finally:
+        vis.global_.offwidth, vis.global_.offheight, vis.quality.offsamples = saved

@@ -105,3 +105,27 @@ def test_interrupted_collection_leaves_no_partial_file_and_resumes(tmp_path):
     assert "resuming" in rerun.stdout
     files = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.hdf5")}
     assert len(files) == 10 and all(files[name] == mtime for name, mtime in first.items())
+
+
+def test_collected_demos_read_back_through_the_training_dataset(tmp_path):
+    from datasets.config import DatasetConfig
+    from datasets.sequence_dataset import MultitaskSequenceDataset
+
+    cfg = _config(tmp_path, task="push-v3", episodes=2, env={"cameras": ["corner"], "image_size": 32})
+    path = collect(cfg)["push-v3"]
+    dataset = MultitaskSequenceDataset(DatasetConfig(path=str(tmp_path), cameras=["corner"], n_obs_steps=2,
+                                                     horizon=8, n_action_steps=4))
+    assert dataset.tasks == [(0, "push-v3", "push the puck to the goal")]
+    sample = dataset[0]  # the first window of the first demo: step 0 repeated, actions 0..7
+    demo = _demos(path)[0]
+    np.testing.assert_array_equal(np.asarray(sample["obs.state"]), demo["obs/state"][()][[0, 0]])
+    np.testing.assert_array_equal(np.asarray(sample["action"]), demo["actions"][:8])
+    frames = np.asarray(sample["obs.rgb.corner"])
+    assert frames.shape == (2, 3, 32, 32) and frames.dtype == np.uint8
+    np.testing.assert_array_equal(frames[1], demo["obs/corner_rgb"][0].transpose(2, 0, 1))
+    assert sample["task.instruction"] == "push the puck to the goal"
+
+    inspect = subprocess.run([sys.executable, "-m", "datasets.inspect", str(tmp_path)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert inspect.returncode == 0, inspect.stderr
+    assert "push-v3" in inspect.stdout and "corner_rgb" in inspect.stdout
