@@ -1,11 +1,16 @@
-"""Offscreen rendering speed on CPU: frames/s of Meta-World cameras, fast mode on and off.
+"""Offscreen rendering speed: frames/s of Meta-World cameras with CameraRenderer, fast on and off.
 
-    python -m bench.render_fps                 # MUJOCO_GL defaults to osmesa without a GPU
-    MUJOCO_GL=egl python -m bench.render_fps   # on a GPU machine
+    MUJOCO_GL=osmesa python -m bench.render_fps              # CPU (the default without a GPU)
+    MUJOCO_GL=egl python -m bench.render_fps                 # GPU machine
+    MUJOCO_GL=osmesa python -m bench.render_fps --seconds 2 --task push-v3
 
-Renders the same state repeatedly (render cost only, no physics) for one camera at 128x128,
-two cameras at 128x128 and one at 256x256, each with fast=True (shadows and reflections off)
-and fast=False. One process, so the figures are per core. Writes bench/results/render_fps.json.
+Render only: the env is reset once and the same state is rendered again and again (each
+render still rebuilds the scene with mjv_updateScene), so the figures are rendering cost
+without physics. Cases: camera "corner" at 128x128, "corner" + "topview" at 128x128 and
+"corner" at 256x256, each with fast=True and fast=False. One process; "frames/s" counts
+images (a two-camera render is two frames) per wall second, "per CPU s" per second of this
+process's CPU time, which is the per-core figure even if the GL driver used threads.
+Prints a table and writes bench/results/render_fps.json with the machine's facts.
 """
 
 from __future__ import annotations
@@ -13,41 +18,52 @@ from __future__ import annotations
 import argparse
 import time
 
-import envs  # noqa: F401  (selects the GL backend before mujoco is imported)
-from bench.common import save
-from envs.config import EnvConfig
-from envs.rendering import CameraRenderer
-from envs.suites import make_suite
+from envs.rendering import select_gl_backend
+
+select_gl_backend()  # before mujoco is imported (by metaworld)
+
+import metaworld  # noqa: E402
+import mujoco  # noqa: E402
+
+from bench.common import save  # noqa: E402
+from envs.rendering import CameraRenderer  # noqa: E402
 
 CASES = [(("corner",), 128), (("corner", "topview"), 128), (("corner",), 256)]
 
 
-def frames_per_second(sim, cameras: tuple[str, ...], size: int, fast: bool, seconds: float) -> float:
-    with CameraRenderer(sim.model, cameras, size, size, fast=fast) as renderer:
-        renderer.render(sim.data)  # warm-up: context and textures
-        frames, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            renderer.render(sim.data)
+def measure(model: mujoco.MjModel, data: mujoco.MjData, cameras: tuple[str, ...], size: int, fast: bool,
+            seconds: float) -> dict[str, float]:
+    """Frames per wall second and per CPU second of one renderer configuration."""
+    with CameraRenderer(model, cameras, size, size, fast=fast) as renderer:
+        renderer.render(data)  # warm-up: textures uploaded, shaders compiled
+        frames, wall, cpu = 0, time.perf_counter(), time.process_time()
+        while time.perf_counter() - wall < seconds:
+            renderer.render(data)
             frames += len(cameras)
-        return frames / (time.perf_counter() - start)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"frames_per_s": round(frames / wall, 1), "frames_per_cpu_s": round(frames / cpu, 1)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="pick-place-v3")
+    parser.add_argument("--task", default="pick-place-v3", help="Meta-World v3 task name")
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per case")
     args = parser.parse_args()
-    suite = make_suite(EnvConfig(suite="metaworld_mt1", task=args.task))
-    env = suite.make_env(suite.tasks[0])
-    env.reset(seed=0, options={"episode": 0})
+    bench = metaworld.MT1(args.task, seed=0)
+    env = bench.train_classes[args.task]()
+    env.set_task(bench.train_tasks[0])
+    env.reset()
     rows = []
+    print(f"{'cameras':>15} {'size':>7} {'fast':>5} {'frames/s':>9} {'per CPU s':>9}")
     for cameras, size in CASES:
         for fast in (True, False):
-            fps = frames_per_second(env.unwrapped.sim, cameras, size, fast, args.seconds)
-            rows.append({"cameras": list(cameras), "size": size, "fast": fast, "frames_per_s": round(fps, 1)})
-            print(f"{'+'.join(cameras):>15} {size}x{size} fast={fast!s:5}: {fps:7.1f} frames/s")
+            figures = measure(env.model, env.data, cameras, size, fast, args.seconds)
+            rows.append({"cameras": list(cameras), "size": size, "fast": fast, **figures})
+            print(f"{'+'.join(cameras):>15} {size:>3}x{size:<3} {fast!s:>5} {figures['frames_per_s']:>9.1f} "
+                  f"{figures['frames_per_cpu_s']:>9.1f}")
     env.close()
-    save("render_fps", {"task": args.task, "per_core": True, "runs": rows})
+    save("render_fps", {"task": args.task, "mujoco": mujoco.__version__, "render_only": True,
+                        "seconds_per_case": args.seconds, "runs": rows})
 
 
 if __name__ == "__main__":

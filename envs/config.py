@@ -26,7 +26,7 @@ class EnvConfig:
     task: str | None = None  # the one task of single-task suites (metaworld_mt1), e.g. "push-v3"
     cameras: list[str] = field(default_factory=list)  # cameras the policy sees; empty = state only
     image_size: int = 128  # square camera images, pixels per side
-    fast_render: bool = True  # shadows and reflections off: about 4x faster on CPU, same geometry
+    fast_render: bool = True  # shadows, reflections and anti-aliasing off: ~12x faster on CPU, same geometry
     goal_set: str = "official"  # "official": the benchmark's fixed goal variations; "random": fresh goals
     goal_seed: int = 0  # seed of the benchmark's goal variations
     max_episode_steps: int | None = None  # None: the suite's official horizon (500 for Meta-World)

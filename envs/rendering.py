@@ -79,6 +79,7 @@ def upside_down_cameras(model: mujoco.MjModel) -> set[str]:
 
     data = mujoco.MjData(model)
     mujoco.mj_kinematics(model, data)
+    mujoco.mj_camlight(model, data)  # camera poses are not part of mj_kinematics
     up_z = data.cam_xmat.reshape(-1, 3, 3)[:, 2, 1]  # world z of each camera's y axis
     return {model.camera(i).name for i in np.flatnonzero(up_z < -1e-6)}
 
@@ -92,9 +93,10 @@ class CameraRenderer:
     is in `self.rotated_cameras` and logged.
 
     `fast=True` trades looks for speed on software (OSMesa) rendering: no shadows, no
-    reflections, and no multisample anti-aliasing in the offscreen buffer. On a 2-core
-    CPU at 128x128 this measured ~12x the frames/s of `fast=False` (see
-    bench/render_fps.py); shadows and reflections alone account for ~6x.
+    reflections, and no multisample anti-aliasing in the offscreen buffer. With OSMesa at
+    128x128 on Meta-World this measured ~95 frames per CPU second against ~7.6 for
+    `fast=False` (~12x; see bench/render_fps.py): shadows and reflections account for
+    ~6x, anti-aliasing (offsamples 4 -> 0) for another ~2x.
 
     The model's offscreen buffer (`model.vis.global_.offwidth/offheight`) is enlarged
     for the GL context when smaller than (width, height); the model is left as it was.

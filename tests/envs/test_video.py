@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -9,26 +12,67 @@ from envs.video import read_mp4, write_mp4
 
 
 def _gradient_frames(n: int, h: int, w: int) -> np.ndarray:
+    """(n, h, w, 3) uint8: horizontal and vertical ramps, shifted a little every frame."""
     y, x = np.mgrid[0:h, 0:w]
     return np.stack([np.stack([(x * 255 // w + 10 * i) % 256, y * 255 // h, np.full_like(x, 128)], -1)
                      for i in range(n)]).astype(np.uint8)
 
 
-def test_mp4_decodes_to_frames_of_the_right_size(tmp_path):
+def _stream_info(path) -> str:
+    """ffmpeg's description of the video stream (codec and pixel format)."""
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+                           capture_output=True, text=True)
+    return next(line for line in probe.stderr.splitlines() if "Video:" in line)
+
+
+def test_mp4_decodes_to_the_frames_written(tmp_path):
     frames = _gradient_frames(12, 64, 80)
     path = write_mp4(tmp_path / "videos" / "clip.mp4", frames, fps=10)
     decoded = read_mp4(path)
-    assert decoded.shape == (12, 64, 80, 3)
+    assert decoded.shape == (12, 64, 80, 3) and decoded.dtype == np.uint8
     assert np.abs(decoded.astype(int) - frames.astype(int)).mean() < 8  # lossy, but the same picture
     assert [p.name for p in path.parent.iterdir()] == ["clip.mp4"]  # no temporary file left
+    info = _stream_info(path)
+    assert "h264" in info and "yuv420p" in info, info  # what browsers play
 
 
-def test_odd_sizes_are_padded_by_one_pixel(tmp_path):
-    decoded = read_mp4(write_mp4(tmp_path / "odd.mp4", _gradient_frames(3, 63, 81)))
+def test_a_list_of_frames_works_too(tmp_path):
+    frames = list(_gradient_frames(4, 32, 32))
+    assert read_mp4(write_mp4(tmp_path / "list.mp4", frames)).shape == (4, 32, 32, 3)
+
+
+def test_odd_sizes_are_padded_by_one_edge_pixel(tmp_path):
+    frames = _gradient_frames(3, 63, 81)
+    decoded = read_mp4(write_mp4(tmp_path / "odd.mp4", frames))
     assert decoded.shape == (3, 64, 82, 3)
+    # Padded, not rescaled: the picture keeps its place and the padding repeats the edge.
+    assert np.abs(decoded[:, :63, :81].astype(int) - frames.astype(int)).mean() < 8
+    assert np.abs(decoded[:, 63].astype(int) - decoded[:, 62].astype(int)).mean() < 8
 
 
-def test_no_frames_is_an_error(tmp_path):
+def test_a_write_that_fails_midway_leaves_no_file(tmp_path, monkeypatch):
+    import envs.video
+
+    real_get_writer = envs.video.imageio.get_writer
+
+    def dying_writer(*args, **kwargs):
+        writer = real_get_writer(*args, **kwargs)
+        writer.append_data(np.zeros((16, 16, 3), np.uint8))  # the partial file exists now
+
+        def die(frame):
+            raise RuntimeError("encoder died")
+
+        writer.append_data = die
+        return writer
+
+    monkeypatch.setattr(envs.video.imageio, "get_writer", dying_writer)
+    with pytest.raises(RuntimeError, match="encoder died"):
+        write_mp4(tmp_path / "clip.mp4", _gradient_frames(2, 16, 16))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("frames", [[], np.zeros((0, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 3), np.float32)])
+def test_no_frames_or_wrong_dtype_is_an_error(tmp_path, frames):
     with pytest.raises(ValueError, match="frames"):
-        write_mp4(tmp_path / "empty.mp4", [])
+        write_mp4(tmp_path / "bad.mp4", frames)
     assert not list(tmp_path.iterdir())
