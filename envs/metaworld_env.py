@@ -32,8 +32,8 @@ class MetaWorldTaskEnv(gym.Env):
     ``sim`` is the underlying metaworld env (MuJoCo ``sim.model`` / ``sim.data``).
 
     ``reset(options={"episode": i})`` selects goal variation ``i`` of ``goals``; without it the
-    variation is drawn from the seeded RNG. With ``goals=None`` every reset samples a fresh goal
-    from the task's own goal space with the seeded RNG. ``info["success"]`` says whether the
+    variation is drawn from the seeded RNG. With ``goals=None`` metaworld draws a fresh goal at
+    every reset (redrawing those its task rejects) from a generator seeded by the reset's seed. ``info["success"]`` says whether the
     task was solved at ANY step of the episode so far; ``info["unstable"]`` whether MuJoCo
     reported a numerical instability (the episode then ends, truncated).
     """
@@ -81,7 +81,7 @@ class MetaWorldTaskEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        goal = self._official_goal((options or {}).get("episode")) if self.goals is not None else self.goals
+        goal = self._official_goal((options or {}).get("episode")) if self.goals is not None else None
         # set_task needs some goal vector; for fresh goals it is replaced just below.
         data = dict(rand_vec=goal if goal is not None else np.zeros(1), env_cls=self._env_cls,
                     partially_observable=False)

@@ -90,6 +90,7 @@ class _Run:
     slots: list[_Slot]
     queues: list[deque[EpisodeRequest]]  # one per slot
     finish: Callable[[EpisodeRecord], None]
+    on_trajectory: Callable[[EpisodeRecord, dict[str, Any]], None] | None = None
     busy: dict[tuple[int, int], float] = field(default_factory=dict)  # (worker, group) -> answer deadline
     inflight: dict[int, deque[int]] = field(default_factory=dict)  # worker -> groups sent, in order
 
@@ -168,7 +169,6 @@ class RolloutEngine:
                             steps_s=f"{self.env_steps / elapsed:.0f}", refresh=False)
             bar.update(1)
 
-        self.on_trajectory = on_trajectory
         started_here = self._workers is None
         if started_here:
             self.start(num_workers=min(cfg.num_workers, len(requests)))
@@ -176,7 +176,8 @@ class RolloutEngine:
         run = _Run(workers=self._workers,
                    slots=[_Slot(w, s, s * self.groups // cfg.envs_per_worker)
                           for w in range(num_workers) for s in range(cfg.envs_per_worker)],
-                   queues=_split_task_major(requests, num_workers * cfg.envs_per_worker), finish=finish)
+                   queues=_split_task_major(requests, num_workers * cfg.envs_per_worker), finish=finish,
+                   on_trajectory=on_trajectory)
         try:
             while any(run.queues) or any(s.request for s in run.slots):
                 self._assign(run)
@@ -264,7 +265,7 @@ class RolloutEngine:
                     del run.busy[worker.id, run.inflight[worker.id].popleft()]  # answers come in send order
                     by_index = {s.index: s for s in run.slots if s.worker == worker.id}
                     for update in updates:
-                        self._apply(by_index[update.slot], update, run.finish)
+                        self._apply(by_index[update.slot], update, run)
             except (EOFError, OSError):
                 worker.process.join(1.0)
                 self._replace(run, worker, f"worker process died (exit code {worker.process.exitcode})")
@@ -273,13 +274,13 @@ class RolloutEngine:
             if deadlines and time.monotonic() >= min(deadlines):
                 self._replace(run, worker, f"worker hung for more than {self.config.step_timeout_s:.0f} s")
 
-    def _apply(self, slot: _Slot, update: SlotUpdate, finish: Callable[[EpisodeRecord], None]) -> None:
+    def _apply(self, slot: _Slot, update: SlotUpdate, run: _Run) -> None:
         self.env_steps += update.steps
         if update.record is not None:
             record = EpisodeRecord.from_dict(update.record)
-            if update.trajectory is not None and self.on_trajectory is not None:
-                self.on_trajectory(record, update.trajectory)
-            finish(record)
+            if update.trajectory is not None and run.on_trajectory is not None:
+                run.on_trajectory(record, update.trajectory)
+            run.finish(record)
         if update.obs is None:
             if update.record is None:  # cannot happen: a worker always reports why a slot ended
                 raise RuntimeError(f"worker {slot.worker} ended slot {slot.index} without a record")
@@ -306,7 +307,7 @@ class RolloutEngine:
         run.workers[worker.id] = _WorkerHandle(self.ctx, self.spec, worker.id)
 
     def _predict(self, policy: ChunkPolicy, slots: list[_Slot]) -> None:
-        """One batched policy call for every running episode."""
+        """One batched policy call for every episode waiting for actions."""
         active = [s for s in slots if s.request is not None and s.obs is not None and s.chunk is None]
         if not active:
             return

@@ -99,7 +99,9 @@ def test_interrupted_run_keeps_finished_episodes_and_resumes(tmp_path):
         if journal.exists() and len(journal.read_text().splitlines()) >= 4:  # header + 3 episodes
             break
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    # SIGTERM (a kill) takes the same path as Ctrl-C; SIGINT itself is ignored by processes
+    # started in the background of a non-interactive shell, as CI may start the tests.
+    process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=60)[0].decode()
     assert process.returncode == 130, output
     finished = _journal(tmp_path)
