@@ -36,6 +36,11 @@ IMAGE_CONVENTION = "macros_image_convention"
 FORMAT_VERSION = 1
 
 
+def image_key(camera: str) -> str:
+    """``agentview`` -> ``agentview_rgb``, the obs key of a camera's images (inverse of `camera_of`)."""
+    return f"{camera}{RGB_SUFFIX}"
+
+
 def camera_of(obs_key: str) -> str | None:
     """``corner_rgb`` -> ``corner``; None for low-dimensional keys."""
     return obs_key[: -len(RGB_SUFFIX)] if obs_key.endswith(RGB_SUFFIX) else None

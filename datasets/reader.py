@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 
 from datasets import layout
+from datasets.layout import image_key
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +105,6 @@ class TaskEpisodes:
     @property
     def action_dim(self) -> int:
         return self.episodes[0].action.shape[1]
-
-
-def image_key(camera: str) -> str:
-    """``agentview`` -> ``agentview_rgb``, the obs key of a camera's images."""
-    return f"{camera}{layout.RGB_SUFFIX}"
 
 
 def image_dataset_path(demo: str, camera: str) -> str:

@@ -22,7 +22,7 @@ def disk_obs_key(batch_key: str) -> str | None:
     if batch_key == OBS_STATE:
         return STATE_KEY
     if batch_key.startswith(OBS_RGB_PREFIX):
-        return batch_key[len(OBS_RGB_PREFIX):] + layout.RGB_SUFFIX
+        return layout.image_key(batch_key[len(OBS_RGB_PREFIX):])
     return None
 
 
