@@ -10,7 +10,6 @@ task below 0.90. The evaluation's own files land in outputs/bench/mt50_expert (r
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from pathlib import Path
 
@@ -27,7 +26,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=None, help="episodes per task (default: official 50)")
     parser.add_argument("--out-dir", default="outputs/bench/mt50_expert")
     args = parser.parse_args()
-    shutil.rmtree(args.out_dir, ignore_errors=True)  # time a whole run, not a resumed one
+    # Time a whole run, not a resumed one: drop the resume journal (nothing else is deleted).
+    (Path(args.out_dir) / "episodes.jsonl").unlink(missing_ok=True)
     cfg = EvalConfig(env=EnvConfig(suite="metaworld_mt50"), episodes_per_task=args.episodes, out_dir=args.out_dir,
                      rollout=RolloutConfig(num_workers=args.workers, envs_per_worker=args.envs_per_worker,
                                            videos_per_task=0))
