@@ -1,0 +1,57 @@
+"""The normaliser maps data into range, inverts exactly, and its statistics live in the state dict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from policies.normalizer import Normalizer
+
+
+def _stats(x: np.ndarray) -> dict[str, np.ndarray]:
+    return {"min": x.min(0), "max": x.max(0), "mean": x.mean(0), "std": x.std(0)}
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    actions = rng.uniform([-1, 0, 5], [1, 10, 5], size=(500, 3)).astype(np.float32)  # last dim constant
+    state = rng.normal(3.0, 2.0, size=(500, 4)).astype(np.float32)
+    return {"action": actions, "obs.state": state}
+
+
+def test_min_max_maps_to_minus_one_one_and_inverts(data):
+    norm = Normalizer({"action": ("min_max", 3), "obs.state": ("mean_std", 4)})
+    norm.fit({key: _stats(value) for key, value in data.items()})
+    actions = torch.from_numpy(data["action"])
+    y = norm.normalize("action", actions)
+    torch.testing.assert_close(y[:, :2].min(0).values, torch.tensor([-1.0, -1.0]))
+    torch.testing.assert_close(y[:, :2].max(0).values, torch.tensor([1.0, 1.0]))
+    torch.testing.assert_close(y[:, 2], torch.zeros(500))  # a constant dim is centred, not blown up
+    torch.testing.assert_close(norm.unnormalize("action", y), actions)
+    z = norm.normalize("obs.state", torch.from_numpy(data["obs.state"]))
+    torch.testing.assert_close(z.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.std(0, unbiased=False), torch.ones(4), atol=1e-5, rtol=0)
+
+
+def test_statistics_travel_in_the_state_dict(data):
+    fitted = Normalizer({"action": ("min_max", 3)})
+    fitted.fit({"action": _stats(data["action"])})
+    restored = Normalizer({"action": ("min_max", 3)})
+    restored.load_state_dict(fitted.state_dict())
+    x = torch.from_numpy(data["action"][:10])
+    torch.testing.assert_close(restored.normalize("action", x), fitted.normalize("action", x))
+    assert not torch.equal(restored.normalize("action", x), x)
+
+
+def test_bad_input_is_refused(data):
+    with pytest.raises(ValueError, match="mode"):
+        Normalizer({"action": ("zscore", 3)})
+    norm = Normalizer({"action": ("min_max", 4)})
+    with pytest.raises(ValueError, match="shape"):
+        norm.fit({"action": _stats(data["action"])})
+    with pytest.raises(KeyError, match="action"):
+        norm.fit({"obs.state": _stats(data["obs.state"])})
+    with pytest.raises(KeyError, match="known keys"):
+        norm.normalize("obs.state", torch.zeros(4))
