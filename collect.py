@@ -57,6 +57,11 @@ class CollectConfig:
 ConfigStore.instance().store(name="collect_schema", node=CollectConfig)
 
 
+def task_file(out_dir: Path, task: Task) -> Path:
+    """Where a task's demonstrations go."""
+    return out_dir / f"{task.name}.hdf5"
+
+
 def task_attrs(suite: Suite, task: Task, cfg: CollectConfig, attempts: int, successes: int) -> dict[str, Any]:
     """The ``data`` attributes of one task file: who, what, how it was collected."""
     return {
@@ -93,10 +98,10 @@ class TaskCollector:
             self.write(self.suite.task(record.task))
 
     def write(self, task: Task) -> None:
-        episodes = sorted(self.kept.pop(task.name), key=lambda e: e["attrs"]["episode"])  # order-free of workers
+        episodes = sorted(self.kept[task.name], key=lambda e: e["attrs"]["episode"])  # order-free of workers
         attrs = task_attrs(self.suite, task, self.cfg, self.attempts[task.name], self.successes[task.name])
-        self.written[task.name] = write_task_file(self.out_dir / f"{task.name}.hdf5", episodes, attrs)
-        self.kept[task.name] = []
+        self.written[task.name] = write_task_file(task_file(self.out_dir, task), episodes, attrs)
+        self.kept[task.name] = []  # written: free the arrays
         log.info("%s: %d demos -> %s", task.name, len(episodes), self.written[task.name])
 
 
@@ -104,7 +109,7 @@ def finished_tasks(out_dir: Path, tasks: list[Task]) -> list[Task]:
     """Tasks whose file is already complete (a file only gets its final name once written)."""
     done = []
     for task in tasks:
-        path = out_dir / f"{task.name}.hdf5"
+        path = task_file(out_dir, task)
         if path.exists():
             try:
                 with h5py.File(path, "r") as file:
@@ -150,7 +155,7 @@ def collect(cfg: CollectConfig) -> dict[str, Path]:
                         collector.attempts[task.name])
             if kept:
                 collector.write(task)
-    files = {t.name: out_dir / f"{t.name}.hdf5" for t in suite.tasks if (out_dir / f"{t.name}.hdf5").exists()}
+    files = {t.name: task_file(out_dir, t) for t in suite.tasks if task_file(out_dir, t).exists()}
     print(f"{len(files)} task files in {out_dir}")
     return files
 

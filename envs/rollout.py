@@ -12,7 +12,8 @@ chunks for running episodes), takes every answer that is ready, and makes ONE ba
 call for all episodes waiting for actions. Workers never wait for one another (a worker
 building a scene stalls nobody). Each slot runs its own contiguous block of the task-major
 episode list, so it builds an env for few tasks (building one costs 0.2 s in Meta-World and
-seconds in LIBERO); a slot that runs dry steals from the far end of the longest block. A worker that raises reports the episode as an error; a
+seconds in LIBERO); a slot that runs dry steals from the far end of the longest block.
+A worker that raises reports the episode as an error; a
 worker that dies (segfault, OOM kill, hang past `step_timeout_s`) has its running episodes
 recorded as errors and is replaced by a fresh process.
 """
