@@ -1,7 +1,7 @@
 """Scripted experts as policies: `metaworld.policies` for every Meta-World task.
 
 They follow the same `ChunkPolicy` interface as learned policies (observation window in,
-action chunk out), so eval.py runs them with ``policy=expert``.
+action chunk out), so eval.py runs them when no `checkpoint=` is given.
 """
 
 from __future__ import annotations

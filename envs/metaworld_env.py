@@ -16,6 +16,7 @@ from schema import OBS_STATE, TASK_INDEX, Task, rgb_key
 
 METAWORLD_HORIZON = 500  # metaworld refuses to step past max_path_length = 500
 STATE_DIM = 39
+ACTION_DIM = 4
 # MuJoCo does not raise on divergence: it counts warnings and resets the state silently.
 INSTABILITY_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS,
                         mujoco.mjtWarning.mjWARN_BADQVEL)
@@ -66,7 +67,7 @@ class MetaWorldTaskEnv(gym.Env):
         for camera in self.cameras:
             spaces[rgb_key(camera)] = gym.spaces.Box(0, 255, (3, image_size, image_size), np.uint8)
         self.observation_space = gym.spaces.Dict(spaces)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self._steps = 0
         self._succeeded = False
         self._warnings_at_reset = np.zeros(len(INSTABILITY_WARNINGS), dtype=np.int64)
@@ -99,8 +100,8 @@ class MetaWorldTaskEnv(gym.Env):
 
     def step(self, action: np.ndarray):
         action = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
-        if action.shape != (4,):
-            raise ValueError(f"Meta-World actions have shape (4,), got {action.shape}")
+        if action.shape != (ACTION_DIM,):
+            raise ValueError(f"Meta-World actions have shape ({ACTION_DIM},), got {action.shape}")
         state, reward, _, _, sim_info = self.sim.step(action)
         self._steps += 1
         self._succeeded |= bool(sim_info["success"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS, MT10_V3
 
 from envs.config import EnvConfig
-from envs.metaworld_env import METAWORLD_HORIZON
+from envs.metaworld_env import ACTION_DIM, METAWORLD_HORIZON, STATE_DIM
 from envs.metaworld_goals import GOALS_PER_TASK, official_goals
 from envs.metaworld_instructions import METAWORLD_INSTRUCTIONS
 from envs.suites import Suite, register_suite
@@ -31,7 +31,8 @@ def _metaworld_suite(suite: str, benchmark: str, task_names: list[str], config: 
     max_steps = config.max_episode_steps or METAWORLD_HORIZON
     label = f"{suite}/{task_names[0]}" if benchmark == "MT1" else suite
     return Suite(name=label, family="metaworld", tasks=tasks, episodes_per_task=GOALS_PER_TASK,
-                 max_episode_steps=max_steps, config=config, camera_names=METAWORLD_CAMERAS, goals=goals)
+                 max_episode_steps=max_steps, config=config, camera_names=METAWORLD_CAMERAS, goals=goals,
+                 state_dim=STATE_DIM, action_dim=ACTION_DIM)
 
 
 @register_suite("metaworld_mt1")

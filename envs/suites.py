@@ -59,6 +59,7 @@ class Suite:
         config: the EnvConfig it was built from.
         camera_names: cameras every task of the suite has.
         goals: task name -> goal variations (episodes_per_task, Dg), or None for fresh goals.
+        state_dim: Ds of ``obs.state``; action_dim: Da of the env's actions.
     """
 
     name: str
@@ -69,6 +70,8 @@ class Suite:
     config: EnvConfig
     camera_names: tuple[str, ...] = ()
     goals: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    state_dim: int = 0
+    action_dim: int = 0
 
     def __post_init__(self) -> None:
         self.check_cameras(self.config.cameras)

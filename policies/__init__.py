@@ -1,2 +1,5 @@
-"""Learnable policies. Here so far: frozen text encoders for instructions and the normaliser; the
-diffusion and transformer policies arrive with train.py (see the issue on policies)."""
+"""Learnable policies: one registry (`policies.registry`) of multitask policies sharing observation
+encoders (`encoders`), task conditioning (`conditioning`, `text_encoder`) and the normaliser that
+travels in their state dict. `diffusion` (conv UNet or transformer denoiser) and `transformer`
+(chunk regression) are registered; `checkpoint` saves and loads them, `acting` adapts them to the
+evaluation engine's numpy interface."""

@@ -126,3 +126,19 @@ def test_experts_solve_mt10_under_the_official_protocol(tmp_path):
     assert results["suite"]["episodes"] == 500 and results["suite"]["errors"] == 0
     assert results["suite"]["mean_success"] >= 0.95  # measured 0.98
     assert all(task["success_rate"] >= 0.8 for task in results["tasks"].values())
+
+
+def test_a_policy_for_other_dimensions_or_cameras_is_refused_before_any_rollout():
+    from envs.suites import make_suite
+    from eval import check_policy_fits
+    from policies.spec import PolicySpec
+    from schema import Task
+
+    suite = make_suite(EnvConfig(suite="metaworld_mt10"))
+    libero_like = PolicySpec(state_dim=9, action_dim=7, tasks=[Task("libero_object", "pick-x", 0, "pick x")])
+    with pytest.raises(ValueError, match="action dim 7"):
+        check_policy_fits(libero_like, suite)
+    with_camera = PolicySpec(39, 4, list(suite.tasks), image_shapes={"corner": (3, 96, 96)})
+    with pytest.raises(ValueError, match="env.cameras=\\['corner'\\] env.image_size=96"):
+        check_policy_fits(with_camera, suite)
+    check_policy_fits(PolicySpec(39, 4, list(suite.tasks)), suite)  # a state policy for MT10 fits

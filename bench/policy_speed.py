@@ -1,0 +1,99 @@
+"""Training samples/s, inference latency and parameter count of every policy and denoiser.
+
+    python -m bench.policy_speed                    # the configurations of the presets, CPU
+    python -m bench.policy_speed --seconds 5 --threads 1
+
+For each policy: the mt10_state configuration (state only, 39-d state, 4-d actions, 10 tasks,
+task-index + text conditioning) and, for the UNet diffusion policy, the mt50_image one (two
+128x128 cameras). Training: optimizer steps (forward, backward, AdamW) on random batches of the
+preset's batch size, timed after 3 warm-up steps; data loading is not included (see
+bench/sampling_throughput.py). Inference: one action chunk (DDIM 10 steps for diffusion) for
+batch 1 and batch 50, in eval mode, after one warm-up call.
+Writes bench/results/policy_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from bench.common import save
+from policies.config import ObsEncoderConfig
+from policies.denoisers import UNetConfig
+from policies.registry import config_class, make_policy
+from policies.spec import PolicySpec
+from schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, Task, rgb_key
+
+TASKS = [Task("bench", f"task-{i}", i, f"instruction {i}") for i in range(10)]
+SMALL_UNET = {"unet": UNetConfig(down_dims=[64, 128])}  # the mt10_state preset
+CASES = {  # name: (policy, config fields, cameras, training batch size)
+    "diffusion_unet_state": ("diffusion", SMALL_UNET, {}, 128),
+    "diffusion_unet_default_state": ("diffusion", {}, {}, 128),
+    "diffusion_transformer_state": ("diffusion", {"denoiser": "transformer"}, {}, 128),
+    "transformer_state": ("transformer", {}, {}, 128),
+    "diffusion_unet_image": ("diffusion", {"obs_encoder": ObsEncoderConfig()}, {"corner": (3, 128, 128),
+                                                                               "topview": (3, 128, 128)}, 32),
+}
+
+
+def random_batch(spec: PolicySpec, batch_size: int, horizon: int = 16) -> dict[str, torch.Tensor]:
+    batch = {OBS_STATE: torch.randn(batch_size, 2, spec.state_dim), TASK_INDEX: torch.randint(0, 10, (batch_size,)),
+             ACTION: torch.rand(batch_size, horizon, spec.action_dim) * 2 - 1,
+             ACTION_IS_PAD: torch.zeros(batch_size, horizon, dtype=torch.bool)}
+    for camera, shape in spec.image_shapes.items():
+        batch[rgb_key(camera)] = torch.randint(0, 256, (batch_size, 2, *shape), dtype=torch.uint8)
+    return batch
+
+
+def training_rate(policy, batch: dict[str, torch.Tensor], seconds: float) -> float:
+    """Samples per second of full optimizer steps."""
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-4)
+    policy.train()
+    steps, started = -3, 0.0
+    while steps < 1 or time.perf_counter() - started < seconds:
+        if steps == 0:
+            started = time.perf_counter()
+        loss = policy.compute_loss(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        steps += 1
+    return steps * len(batch[OBS_STATE]) / (time.perf_counter() - started)
+
+
+@torch.no_grad()
+def latency_ms(policy, batch: dict[str, torch.Tensor], repeats: int = 10) -> float:
+    policy.eval()
+    policy.predict_action_chunk(batch)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        policy.predict_action_chunk(batch)
+    return (time.perf_counter() - started) / repeats * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="timed training seconds per case")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    figures = {}
+    for case, (name, fields, cameras, batch_size) in CASES.items():
+        torch.manual_seed(0)
+        policy = make_policy(config_class(name)(name=name, **fields), PolicySpec(39, 4, TASKS, cameras))
+        result = {"policy": name, **{k: str(v) for k, v in fields.items()}, "cameras": list(cameras),
+                  "parameters": sum(p.numel() for p in policy.parameters()), "train_batch_size": batch_size,
+                  "train_samples_per_s": round(training_rate(policy, random_batch(policy.spec, batch_size),
+                                                             args.seconds), 1)}
+        for size in (1, 50):
+            result[f"inference_ms_batch_{size}"] = round(latency_ms(policy, random_batch(policy.spec, size)), 2)
+        figures[case] = result
+        print(f"{case:32s} {result['parameters'] / 1e6:6.2f}M params  train {result['train_samples_per_s']:8.1f} "
+              f"samples/s  act B=1 {result['inference_ms_batch_1']:7.1f} ms  B=50 {result['inference_ms_batch_50']:7.1f} ms")
+    save("policy_speed", {"threads": args.threads, "seconds": args.seconds, "cases": figures})
+
+
+if __name__ == "__main__":
+    main()

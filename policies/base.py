@@ -1,0 +1,79 @@
+"""What every policy shares: normalisation, observation encoding and task conditioning.
+
+    policy = make_policy(config, spec)               # policies.registry
+    policy.normalizer.fit(stats)                     # statistics travel with the weights
+    policy.conditioning.set_text_table(embeddings)   # (N, E) frozen instruction embeddings
+    loss = policy.compute_loss(batch)["loss"]        # batch: schema.py keys, torch tensors
+    actions = policy.predict_action_chunk(batch)     # (B, T, Da) raw actions
+
+A subclass implements `compute_loss` and `sample_actions`; both see the global conditioning
+vector (B, C): the encoded observation window, flattened, then the task conditioning.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from policies.conditioning import TaskConditioning
+from policies.config import PolicyConfig
+from policies.encoders import ObservationEncoder
+from policies.normalizer import Normalizer
+from policies.spec import PolicySpec
+from schema import ACTION, OBS_STATE, rgb_key
+
+TEXT_EMBEDDING_DIMS = {"minilm": 384, "clip": 512}
+
+
+class MultitaskPolicy(nn.Module):
+    def __init__(self, config: PolicyConfig, spec: PolicySpec):
+        super().__init__()
+        self.config, self.spec = config, spec
+        self.n_obs_steps, self.horizon, self.n_action_steps = config.n_obs_steps, config.horizon, config.n_action_steps
+        self.normalizer = Normalizer({OBS_STATE: (config.state_normalization, spec.state_dim),
+                                      ACTION: (config.action_normalization, spec.action_dim)})
+        self.obs_encoder = ObservationEncoder(config.obs_encoder, spec.state_dim, spec.image_shapes)
+        text_dim = TEXT_EMBEDDING_DIMS.get(config.conditioning.text_encoder)
+        if config.conditioning.text and text_dim is None:
+            raise KeyError(f"unknown text encoder {config.conditioning.text_encoder!r}; "
+                           f"known: {sorted(TEXT_EMBEDDING_DIMS)}")
+        self.conditioning = TaskConditioning(config.conditioning, len(spec.tasks), text_dim or 0)
+        self.cond_dim = config.n_obs_steps * self.obs_encoder.feature_dim + self.conditioning.output_dim
+
+    def global_condition(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """batch -> (B, C): observation features of the last To steps, flattened, and task conditioning."""
+        states = self.normalizer.normalize(OBS_STATE, batch[OBS_STATE][:, -self.n_obs_steps:].float())
+        images = {c: batch[rgb_key(c)][:, -self.n_obs_steps:].float() / 255.0 for c in self.spec.cameras}
+        features = self.obs_encoder(states, images)
+        return torch.cat([features.flatten(1), self.conditioning(batch)], dim=-1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The training loss (so DistributedDataParallel, which wraps forward, syncs its gradients)."""
+        return self.compute_loss(batch)
+
+    def compute_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """batch with ``action`` (B, T, Da) and ``action.is_pad`` (B, T) -> {"loss": scalar, ...}."""
+        raise NotImplementedError
+
+    def sample_actions(self, cond: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """cond (B, C) -> normalised actions (B, T, Da)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict_action_chunk(self, batch: dict[str, torch.Tensor],
+                             generator: torch.Generator | None = None) -> torch.Tensor:
+        """batch of observations (B, To, ...) and task ids -> raw actions (B, T, Da)."""
+        cond = self.global_condition(batch)
+        return self.normalizer.unnormalize(ACTION, self.sample_actions(cond, generator).float())
+
+    def check_batch(self, batch: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError naming the key whose shape does not fit the spec."""
+        expected = {OBS_STATE: (self.spec.state_dim,)}
+        expected |= {rgb_key(c): tuple(s) for c, s in self.spec.image_shapes.items()}
+        for key, tail in expected.items():
+            if key not in batch:
+                raise ValueError(f"batch has no {key!r}; the policy needs {sorted(expected)}")
+            shape = tuple(batch[key].shape)
+            if shape[2:] != tail or shape[1] < self.n_obs_steps:
+                raise ValueError(f"{key} has shape {shape}, the policy expects (B, >={self.n_obs_steps}, "
+                                 f"{', '.join(map(str, tail))})")

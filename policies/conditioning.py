@@ -1,0 +1,49 @@
+"""Task conditioning: a learned embedding of the task index and/or a frozen embedding of the instruction.
+
+The frozen text embeddings of the training tasks are a buffer (N, E) of the module, so they are
+saved with the weights and evaluating known tasks needs no text encoder. A batch may carry its
+own ``task.embedding`` (B, E), for instructions outside the table.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from policies.config import ConditioningConfig
+from schema import TASK_EMBEDDING, TASK_INDEX
+
+
+class TaskConditioning(nn.Module):
+    """batch with ``task.index`` (B,) [and ``task.embedding`` (B, E)] -> (B, output_dim)."""
+
+    def __init__(self, config: ConditioningConfig, num_tasks: int, text_dim: int):
+        super().__init__()
+        self.config = config
+        self.output_dim = 0
+        if config.task_index:
+            self.task_embedding = nn.Embedding(num_tasks, config.dim)
+            self.output_dim += config.dim
+        if config.text:
+            self.register_buffer("text_table", torch.zeros(num_tasks, text_dim))
+            self.text_projection = nn.Sequential(nn.Linear(text_dim, config.dim), nn.SiLU())
+            self.output_dim += config.dim
+
+    @torch.no_grad()
+    def set_text_table(self, embeddings: torch.Tensor) -> None:
+        """embeddings (N, E): the frozen instruction embedding of each training task, by index."""
+        if not self.config.text:
+            return
+        if embeddings.shape != self.text_table.shape:
+            raise ValueError(f"text embeddings have shape {tuple(embeddings.shape)}, expected "
+                             f"{tuple(self.text_table.shape)} (tasks, embedding size)")
+        self.text_table.copy_(embeddings)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = []
+        if self.config.task_index:
+            parts.append(self.task_embedding(batch[TASK_INDEX]))
+        if self.config.text:
+            text = batch[TASK_EMBEDDING] if TASK_EMBEDDING in batch else self.text_table[batch[TASK_INDEX]]
+            parts.append(self.text_projection(text.to(self.text_table.dtype)))
+        return torch.cat(parts, dim=-1)

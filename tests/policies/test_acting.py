@@ -1,0 +1,69 @@
+"""PolicyActor: the numpy interface of the evaluation engine, task tables matched by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from policies.acting import PolicyActor, select_device
+from policies.config import ConditioningConfig
+from policies.registry import make_policy
+from schema import OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, ChunkPolicy, Task
+from tests.policies.conftest import STATE_DIM, TEXT_DIM, tiny_config, tiny_spec
+
+
+def numpy_batch(task_indices: list[int], instructions: list[str]) -> dict:
+    rng = np.random.default_rng(0)
+    return {OBS_STATE: rng.normal(size=(len(task_indices), 2, STATE_DIM)).astype(np.float32),
+            TASK_INDEX: np.array(task_indices), TASK_INSTRUCTION: instructions}
+
+
+def test_actor_maps_suite_indices_to_the_checkpoint_table_by_name():
+    spec = tiny_spec()
+    policy = make_policy(tiny_config("transformer"), spec)
+    policy.conditioning.set_text_table(torch.randn(3, TEXT_DIM))
+    # a suite listing the same tasks in another order, and only two of them
+    suite_tasks = [Task("other", "task-2", 0, "do task number 2"), Task("other", "task-0", 1, "do task number 0")]
+    actor = PolicyActor(policy, suite_tasks, device="cpu")
+    assert isinstance(actor, ChunkPolicy)
+    batch = numpy_batch([0, 1], [t.instruction for t in suite_tasks])
+    actions = actor.predict_action_chunk(batch)
+    assert actions.shape == (2, 8, 3) and actions.dtype == np.float32
+    direct = policy.predict_action_chunk({OBS_STATE: torch.from_numpy(batch[OBS_STATE]),
+                                          TASK_INDEX: torch.tensor([2, 0])})
+    np.testing.assert_allclose(actions, direct.numpy(), atol=1e-6)
+
+
+def test_actor_refuses_unknown_tasks_for_index_conditioned_policies():
+    policy = make_policy(tiny_config("transformer"), tiny_spec())
+    with pytest.raises(ValueError, match="cannot run \\['pick-up-the-cup'\\]"):
+        PolicyActor(policy, [Task("s", "pick-up-the-cup", 0, "pick up the cup")], device="cpu")
+
+
+def test_text_only_policy_embeds_new_instructions_with_its_encoder():
+    config = tiny_config("transformer", conditioning=ConditioningConfig(task_index=False, text=True, dim=8))
+    policy = make_policy(config, tiny_spec())
+    tasks = [Task("s", "new-task", 0, "open the drawer"), Task("s", "other-task", 1, "close the window")]
+    actor = PolicyActor(policy, tasks, device="cpu")
+    assert actor.task_embeddings.shape == (2, TEXT_DIM)
+    batch = numpy_batch([0, 1], [t.instruction for t in tasks])
+    batch[OBS_STATE][1] = batch[OBS_STATE][0]  # the same observation, two instructions
+    actions = actor.predict_action_chunk(batch)
+    assert not np.allclose(actions[0], actions[1])
+
+
+def test_wrong_observation_shapes_are_named():
+    actor = PolicyActor(make_policy(tiny_config("transformer"), tiny_spec()), tiny_spec().tasks, device="cpu")
+    batch = numpy_batch([0], ["do task number 0"])
+    batch[OBS_STATE] = batch[OBS_STATE][..., :5]
+    with pytest.raises(ValueError, match="obs.state has shape \\(1, 2, 5\\)"):
+        actor.predict_action_chunk(batch)
+
+
+def test_device_selection():
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert select_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            select_device("cuda")

@@ -1,0 +1,163 @@
+"""Train one multitask policy on demonstrations, then evaluate it under the suite's official protocol.
+
+    python train.py                                           # quickstart: experiment=mt10_state (collect, train, eval)
+    python train.py experiment=mt50_state                     # MT50 from state (a few CPU hours)
+    python train.py policy=transformer trainer.num_steps=2000
+    python train.py policy.denoiser=transformer policy.conditioning.task_index=false   # text-only conditioning
+    torchrun --nproc_per_node=4 train.py experiment=mt50_image   # DistributedDataParallel (gloo on CPU)
+
+Writes into `out_dir` (default outputs/train/<name>): checkpoints/last (weights, config, training
+state; re-running the same command resumes from it), checkpoints/step_<N>, tensorboard/, eval/
+(results of evaluations during training) and final_eval/ (results.json, results.md, videos/).
+Missing Meta-World demonstrations are collected first with the scripted experts (collect.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from collect import CollectConfig, collect, task_file
+from datasets.config import DatasetConfig
+from datasets.sampling import task_balanced_sampler
+from datasets.sequence_dataset import MultitaskSequenceDataset
+from datasets.statistics import load_or_compute_statistics
+from envs.config import EnvConfig
+from envs.rollout import RolloutConfig
+from envs.suites import Suite, make_suite
+from eval import EvalConfig, check_policy_fits, evaluate
+from policies.acting import PolicyActor
+from policies.base import MultitaskPolicy
+from policies.registry import make_policy, register_builtin_policies
+from policies.spec import PolicySpec
+from policies.text_encoder import embed_instructions, make_text_encoder
+from trainer import Trainer, TrainerConfig
+
+log = logging.getLogger("train")
+
+
+@dataclass
+class TrainConfig:
+    name: str = "mt10_state"  # run name: out_dir defaults to outputs/train/<name>
+    env: EnvConfig = field(default_factory=EnvConfig)  # suite: task table, collection and evaluation
+    dataset: DatasetConfig = MISSING
+    policy: Any = MISSING  # a registered policy's config (configs/policy/)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)  # workers for collection and evaluation
+    collect_missing: bool = True  # run the scripted experts for tasks without a demonstration file
+    collect_episodes_per_task: int = 50
+    eval_every: int = 0  # steps between evaluations during training (0: none; results in out_dir/eval/)
+    eval_episodes_per_task: int = 5  # episodes per task of evaluations during training
+    final_eval: bool = True  # evaluate the final policy under the official protocol
+    final_eval_episodes_per_task: int | None = None  # None: the official protocol
+    out_dir: str | None = None  # None: outputs/train/<name>
+    progress: bool = True
+
+
+ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+register_builtin_policies()  # their config schemas, policy/<name>_schema, are what configs/policy/*.yaml extend
+
+
+def ensure_demonstrations(cfg: TrainConfig, suite: Suite) -> None:
+    """Collect expert demonstrations for the suite's tasks that have no file in dataset.path yet."""
+    if not isinstance(cfg.dataset.path, str) or not cfg.collect_missing:
+        return
+    missing = [t.name for t in suite.tasks if not task_file(Path(cfg.dataset.path), t).exists()]
+    if not missing:
+        return
+    log.info("no demonstrations for %d tasks in %s: collecting %d per task with the scripted experts",
+             len(missing), cfg.dataset.path, cfg.collect_episodes_per_task)
+    collect(CollectConfig(env=dataclasses.replace(cfg.env, goal_set="random"),
+                          rollout=dataclasses.replace(cfg.rollout, videos_per_task=0),
+                          episodes_per_task=cfg.collect_episodes_per_task, out_dir=cfg.dataset.path,
+                          progress=cfg.progress))
+
+
+def build_policy(cfg: TrainConfig, suite: Suite, dataset: MultitaskSequenceDataset) -> MultitaskPolicy:
+    """The policy for the suite's task table, with normaliser statistics and instruction embeddings set."""
+    spec = PolicySpec(state_dim=dataset.state_dim, action_dim=dataset.action_dim, tasks=list(suite.tasks),
+                      image_shapes=dict(dataset.image_shapes))
+    check_policy_fits(spec, suite)
+    window = (cfg.policy.n_obs_steps, cfg.policy.horizon, cfg.policy.n_action_steps)
+    if window != (dataset.n_obs_steps, dataset.horizon, dataset.n_action_steps):
+        raise ValueError(f"policy (n_obs_steps, horizon, n_action_steps) = {window} but the dataset cuts windows "
+                         f"of {(dataset.n_obs_steps, dataset.horizon, dataset.n_action_steps)}")
+    policy = make_policy(cfg.policy, spec)
+    policy.normalizer.fit(load_or_compute_statistics(dataset))
+    if cfg.policy.conditioning.text:
+        encoder = make_text_encoder(cfg.policy.conditioning.text_encoder)
+        policy.conditioning.set_text_table(embed_instructions(encoder, [t.instruction for t in suite.tasks]))
+    n_params = sum(p.numel() for p in policy.parameters())
+    log.info("policy %s: %.2fM parameters, conditioning on %s", cfg.policy.name, n_params / 1e6,
+             "+".join(k for k in ("task_index", "text") if getattr(cfg.policy.conditioning, k)))
+    return policy
+
+
+def evaluation(cfg: TrainConfig, trainer: Trainer, out_dir: Path, episodes: int | None, videos: int) -> dict:
+    """Evaluate the trainer's acting weights (EMA) with the rollout engine; returns results.json's content."""
+    eval_cfg = EvalConfig(env=cfg.env, checkpoint=str(trainer.checkpoint_dir / "last"), device=cfg.trainer.device,
+                          rollout=dataclasses.replace(cfg.rollout, videos_per_task=videos),
+                          episodes_per_task=episodes, out_dir=str(out_dir), progress=cfg.progress)
+    actor = PolicyActor(trainer.acting_policy(), trainer.policy.spec.tasks, cfg.trainer.device, cfg.rollout.seed)
+    return evaluate(eval_cfg, actor)
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Collect (if needed), train and evaluate; returns {"step", "checkpoint", "final_eval" (or None)}."""
+    suite = make_suite(cfg.env)
+    out_dir = Path(cfg.out_dir or Path("outputs") / "train" / cfg.name)
+    ensure_demonstrations(cfg, suite)
+    dataset = MultitaskSequenceDataset(dataclasses.replace(cfg.dataset, task_names=[t.name for t in suite.tasks]))
+    policy = build_policy(cfg, suite, dataset)
+    weights = task_balanced_sampler(dataset).weights if cfg.dataset.task_balanced else None
+    trainer = Trainer(cfg.trainer, policy, dataset, out_dir, weights,
+                      metadata={"suite": suite.name, "run": cfg.name, "dataset": str(dataset.root)},
+                      progress=cfg.progress)
+    if trainer.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+
+    def periodic_eval(step: int, trainer: Trainer) -> dict[str, float]:
+        if step == cfg.trainer.num_steps and cfg.final_eval:
+            return {}  # the final evaluation below covers the last step
+        result = evaluation(cfg, trainer, out_dir / "eval" / f"step_{step:07d}", cfg.eval_episodes_per_task, 0)
+        return {"success_rate": result["suite"]["mean_success"]}
+
+    trainer.add_callback(cfg.eval_every, periodic_eval)
+    step = trainer.fit()
+    result = None
+    if cfg.final_eval and trainer.is_main:
+        result = evaluation(cfg, trainer, out_dir / "final_eval", cfg.final_eval_episodes_per_task,
+                            cfg.rollout.videos_per_task)
+    return {"step": step, "checkpoint": trainer.checkpoint_dir / "last", "final_eval": result}
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@hydra.main(config_path="configs", config_name="train", version_base="1.3")
+def main(cfg) -> None:
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a kill saves a checkpoint, like Ctrl-C
+    torch.set_float32_matmul_precision("high")
+    try:
+        train(OmegaConf.to_object(cfg))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
