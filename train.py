@@ -41,7 +41,7 @@ from policies.base import MultitaskPolicy
 from policies.registry import make_policy, register_builtin_policies
 from policies.spec import PolicySpec
 from policies.text_encoder import embed_instructions, make_text_encoder
-from trainer import Trainer, TrainerConfig
+from trainer import Trainer, TrainerConfig, init_distributed
 
 log = logging.getLogger("train")
 
@@ -116,7 +116,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     """Collect (if needed), train and evaluate; returns {"step", "checkpoint", "final_eval" (or None)}."""
     suite = make_suite(cfg.env)
     out_dir = Path(cfg.out_dir or Path("outputs") / "train" / cfg.name)
-    ensure_demonstrations(cfg, suite)
+    rank, _, world_size = init_distributed(cfg.trainer.device)
+    if rank == 0:
+        ensure_demonstrations(cfg, suite)
+    if world_size > 1:
+        torch.distributed.barrier()  # the other processes read the files rank 0 collected
     dataset = MultitaskSequenceDataset(dataclasses.replace(cfg.dataset, task_names=[t.name for t in suite.tasks]))
     policy = build_policy(cfg, suite, dataset)
     weights = task_balanced_sampler(dataset).weights if cfg.dataset.task_balanced else None

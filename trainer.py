@@ -131,6 +131,14 @@ def distributed_context() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def init_distributed(device: str) -> tuple[int, int, int]:
+    """Join torchrun's process group once (NCCL for CUDA devices, else gloo); returns distributed_context()."""
+    rank, local_rank, world_size = distributed_context()
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if select_device(device).type == "cuda" else "gloo")
+    return rank, local_rank, world_size
+
+
 class Trainer:
     """Trains one policy on one dataset; see the module docstring."""
 
@@ -140,9 +148,7 @@ class Trainer:
         self.config, self.dataset, self.out_dir = config, dataset, Path(out_dir)
         self.progress = progress
         self.metadata = metadata or {}
-        self.rank, local_rank, self.world_size = distributed_context()
-        if self.world_size > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() and config.device != "cpu" else "gloo")
+        self.rank, local_rank, self.world_size = init_distributed(config.device)
         device = select_device(config.device)
         if device.type == "cuda" and self.world_size > 1:
             device = torch.device("cuda", local_rank)
