@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 
 from envs.config import EnvConfig
 from envs.experts import make_expert
-from envs.results import EpisodeJournal, EpisodeRecord, config_fingerprint, format_markdown, summarize, write_results
+from envs.results import EpisodeJournal, config_fingerprint, format_markdown, summarize, write_results
 from envs.rollout import EpisodeRequest, RolloutConfig, RolloutEngine
 from envs.suites import Suite, make_suite
 from eval_metadata import run_metadata

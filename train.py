@@ -123,8 +123,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         torch.distributed.barrier()  # the other processes read the files rank 0 collected
     dataset = MultitaskSequenceDataset(dataclasses.replace(cfg.dataset, task_names=[t.name for t in suite.tasks]))
     policy = build_policy(cfg, suite, dataset)
-    weights = task_balanced_sampler(dataset).weights if cfg.dataset.task_balanced else None
-    trainer = Trainer(cfg.trainer, policy, dataset, out_dir, weights,
+    sample_weights = task_balanced_sampler(dataset).weights if cfg.dataset.task_balanced else None
+    trainer = Trainer(cfg.trainer, policy, dataset, out_dir, sample_weights,
                       metadata={"suite": suite.name, "run": cfg.name, "dataset": str(dataset.root)},
                       progress=cfg.progress)
     if trainer.is_main:

@@ -1,6 +1,6 @@
 """The training loop every policy shares (through `compute_loss`), owned by train.py.
 
-    trainer = Trainer(config, policy, dataset, out_dir, weights=None, metadata={"suite": ...}, progress=True)
+    trainer = Trainer(config, policy, dataset, out_dir, sample_weights=None, metadata={"suite": ...}, progress=True)
     trainer.add_callback(every=5000, fn=lambda step, trainer: ...)    # e.g. periodic evaluation
     trainer.fit()                                                      # resumes from out_dir/checkpoints/last
 
@@ -143,7 +143,7 @@ class Trainer:
     """Trains one policy on one dataset; see the module docstring."""
 
     def __init__(self, config: TrainerConfig, policy: MultitaskPolicy, dataset: Dataset, out_dir: str | Path,
-                 weights: torch.Tensor | None = None, metadata: dict[str, Any] | None = None,
+                 sample_weights: torch.Tensor | None = None, metadata: dict[str, Any] | None = None,
                  progress: bool = True):
         self.config, self.dataset, self.out_dir = config, dataset, Path(out_dir)
         self.progress = progress
@@ -155,7 +155,7 @@ class Trainer:
             torch.cuda.set_device(device)
         self.device = device
         self.policy = policy.to(device)
-        self.weights = weights
+        self.sample_weights = sample_weights  # (N,) draw probabilities of the samples; None: uniform
         self.optimizer = torch.optim.AdamW(policy.parameters(), lr=config.optim.lr, betas=tuple(config.optim.betas),
                                            weight_decay=config.optim.weight_decay)
         self.lr_scheduler = get_cosine_schedule_with_warmup(self.optimizer, config.optim.warmup_steps,
@@ -246,7 +246,7 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         sampler = StepBatchSampler(len(self.dataset), self.config.batch_size, self.config.num_steps,
-                                   self.config.seed, self.step, self.weights, self.rank, self.world_size)
+                                   self.config.seed, self.step, self.sample_weights, self.rank, self.world_size)
         workers = self.config.dataloader_workers
         return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers,
                           pin_memory=self.device.type == "cuda", persistent_workers=False,

@@ -91,7 +91,8 @@ def main() -> None:
             result[f"inference_ms_batch_{size}"] = round(latency_ms(policy, random_batch(policy.spec, size)), 2)
         figures[case] = result
         print(f"{case:32s} {result['parameters'] / 1e6:6.2f}M params  train {result['train_samples_per_s']:8.1f} "
-              f"samples/s  act B=1 {result['inference_ms_batch_1']:7.1f} ms  B=50 {result['inference_ms_batch_50']:7.1f} ms")
+              f"samples/s  act B=1 {result['inference_ms_batch_1']:7.1f} ms  "
+              f"B=50 {result['inference_ms_batch_50']:7.1f} ms")
     save("policy_speed", {"threads": args.threads, "seconds": args.seconds, "cases": figures})
 
 

@@ -9,7 +9,8 @@ import torch
 
 from policies.checkpoint import CheckpointError, load_policy, save_policy
 from policies.registry import make_policy
-from schema import ACTION, ACTION_IS_PAD, TASK_EMBEDDING
+from policies.config import ConditioningConfig
+from schema import ACTION, ACTION_IS_PAD, TASK_EMBEDDING, TASK_INDEX
 from tests.policies.conftest import ACTION_DIM, TEXT_DIM, tiny_batch, tiny_config, tiny_spec
 
 CAMERAS = {"front": (3, 24, 24)}
@@ -91,13 +92,13 @@ def test_padded_steps_are_left_out_of_the_regression_loss():
 
 def test_text_conditioning_uses_the_instruction_embedding():
     spec = tiny_spec()
-    config = tiny_config("transformer", conditioning=tiny_config("transformer").conditioning.__class__(
-        task_index=False, text=True, dim=8))
+    config = tiny_config("transformer", conditioning=ConditioningConfig(task_index=False, text=True, dim=8))
     policy = with_text_table(make_policy(config, spec)).eval()
     batch = tiny_batch(spec, batch_size=3)
     table_actions = policy.predict_action_chunk(batch)
     # the same embeddings given explicitly act the same; other embeddings act differently
-    explicit = policy.predict_action_chunk(batch | {TASK_EMBEDDING: policy.conditioning.text_table[batch["task.index"]]})
+    own = policy.conditioning.text_table[batch[TASK_INDEX]]
+    explicit = policy.predict_action_chunk(batch | {TASK_EMBEDDING: own})
     other = policy.predict_action_chunk(batch | {TASK_EMBEDDING: torch.randn(3, TEXT_DIM)})
     torch.testing.assert_close(explicit, table_actions)
     assert not torch.allclose(other, table_actions)
