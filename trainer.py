@@ -18,10 +18,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from tqdm import tqdm
 
 from policies.acting import select_device
 from policies.base import MultitaskPolicy
-from policies.checkpoint import CheckpointError, replace_directory, save_policy
+from policies.checkpoint import CheckpointError, read_checkpoint_record, replace_directory, save_policy
 from policies.registry import make_policy
 from schema import TASK_INDEX
 
@@ -224,6 +226,13 @@ class Trainer:
         path = self.checkpoint_dir / "last" / TRAINING_STATE_FILE
         if not path.exists():
             return False
+        record = read_checkpoint_record(path.parent)
+        if record["config"] != asdict(self.policy.config) or record["spec"] != self.policy.spec.to_dict():
+            raise CheckpointError(f"{path.parent} holds a different policy (config or task table) than this run; "
+                                  "use another out_dir, or delete it to start over")
+        if record["metadata"].get("num_steps") != self.config.num_steps:
+            log.warning("resuming a run planned for %s steps with num_steps=%d: the learning-rate schedule "
+                        "changes from here on", record["metadata"].get("num_steps"), self.config.num_steps)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, EOFError) as error:
@@ -262,6 +271,24 @@ class Trainer:
             model = torch.compile(model)
         return model
 
+    @contextmanager
+    def _atomic_step(self) -> Iterator[None]:
+        """Hold Ctrl-C and SIGTERM until the step in hand is complete, then raise KeyboardInterrupt, so a
+        checkpoint never holds an optimizer that stepped without its scheduler, EMA or step counter."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        received: list[int] = []
+        previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
+                    for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        if received:
+            raise KeyboardInterrupt(f"signal {received[0]}")
+
     def train_step(self, model: torch.nn.Module, batch: dict[str, Any]) -> dict[str, float]:
         """One optimizer step on one batch; returns loss and gradient norm."""
         with self.autocast():
@@ -293,7 +320,8 @@ class Trainer:
         started, samples = time.perf_counter(), 0
         try:
             for batch in self._loader():
-                window.append(self.train_step(model, batch))
+                with self._atomic_step():
+                    window.append(self.train_step(model, batch))
                 samples += len(batch[TASK_INDEX]) * self.world_size
                 bar.update(1)
                 if self.step % self.config.log_every == 0 or self.step == self.config.num_steps:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 import torch.multiprocessing as mp
 from torch.utils.data import Dataset
 
+from policies.checkpoint import CheckpointError
 from policies.registry import make_policy
 from schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, TASK_INSTRUCTION
 from tests.policies.conftest import ACTION_DIM, STATE_DIM, TEXT_DIM, tiny_config, tiny_spec
@@ -144,3 +146,38 @@ def test_two_process_ddp_step_on_cpu_matches_one_process_with_the_global_batch(t
         torch.testing.assert_close(ranks[0][name], tensor, rtol=1e-3, atol=1e-4, msg=name)
     assert max((initial[n] - t).abs().max().item() for n, t in ranks[0].items()) > 5e-4
     assert (tmp_path / "checkpoints" / "last").is_dir()  # rank 0 wrote the checkpoint
+
+
+def test_a_signal_in_the_middle_of_a_step_takes_effect_after_it(tmp_path, monkeypatch):
+    """SIGTERM arriving between optimizer.step and the scheduler/EMA update must not tear the step."""
+    straight = Trainer(trainer_config(), tiny_policy(), RandomWindows(), tmp_path / "straight", progress=False)
+    straight.fit()
+    interrupted = Trainer(trainer_config(), tiny_policy(), RandomWindows(), tmp_path / "resumed", progress=False)
+    optimizer_step = interrupted.optimizer.step
+
+    def step_then_signal(*args, **kwargs):
+        result = optimizer_step(*args, **kwargs)
+        if interrupted.step == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(interrupted.optimizer, "step", step_then_signal)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.fit()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert interrupted.step == 7  # the step in hand was completed, then the run stopped and saved
+    resumed = Trainer(trainer_config(), tiny_policy(seed=3), RandomWindows(), tmp_path / "resumed", progress=False)
+    resumed.fit()
+    for name, tensor in straight.policy.state_dict().items():
+        torch.testing.assert_close(resumed.policy.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+
+
+def test_resuming_into_a_run_of_another_policy_is_refused(tmp_path):
+    Trainer(trainer_config(num_steps=2), tiny_policy(), RandomWindows(), tmp_path, progress=False).fit()
+    other = Trainer(trainer_config(num_steps=4), tiny_policy("transformer"), RandomWindows(), tmp_path,
+                    progress=False)
+    with pytest.raises(CheckpointError, match="holds a different policy"):
+        other.fit()
