@@ -1,4 +1,5 @@
-"""Scripted experts as policies: `metaworld.policies` for every Meta-World task.
+"""Scripted experts as policies: `metaworld.policies` for every Meta-World task, and the
+privileged-state pick-and-place experts of `envs.libero_experts` for LIBERO.
 
 They follow the same `ChunkPolicy` interface as learned policies (observation window in,
 action chunk out), so eval.py runs them when no `checkpoint=` is given.
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 from metaworld.policies import ENV_POLICY_MAP
 
-from schema import OBS_STATE, TASK_INDEX, Task
+from schema import OBS_STATE, TASK_INDEX, ChunkPolicy, Task
 
 # metaworld's experts warn whenever their gains saturate; the actions are clipped to [-1, 1] anyway.
 warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", module="metaworld")
@@ -42,8 +43,12 @@ class MetaWorldExpertPolicy:
         return np.clip(np.stack(actions), -1.0, 1.0).astype(np.float32)[:, None, :]
 
 
-def make_expert(family: str, tasks: list[Task]) -> MetaWorldExpertPolicy:
-    """The scripted expert of a suite family."""
+def make_expert(family: str, tasks: list[Task]) -> ChunkPolicy:
+    """The scripted expert of a suite family: ``metaworld`` or ``libero``."""
     if family == "metaworld":
         return MetaWorldExpertPolicy(tasks)
-    raise ValueError(f"no scripted expert for suite family {family!r}")
+    if family == "libero":
+        from envs.libero_experts import LiberoExpertPolicy  # imports libero only when asked for
+
+        return LiberoExpertPolicy(tasks)
+    raise ValueError(f"no scripted expert for suite family {family!r}; known: metaworld, libero")

@@ -52,13 +52,14 @@ class Suite:
 
     Attributes:
         name: registry name, plus the task for single-task suites (``metaworld_mt1/push-v3``).
-        family: simulator family, e.g. ``metaworld``; selects the env factory.
+        family: simulator family, ``metaworld`` or ``libero``; selects the env factory.
         tasks: tasks in index order (``tasks[i].index == i``).
         episodes_per_task: episodes of the official protocol.
         max_episode_steps: the official horizon.
         config: the EnvConfig it was built from.
         camera_names: cameras every task of the suite has.
-        goals: task name -> goal variations (episodes_per_task, Dg), or None for fresh goals.
+        goals: task name -> goal variations (episodes_per_task, Dg), or None for fresh goals;
+            for LIBERO the official init states (50, D), D the flattened MuJoCo state size.
         state_dim: Ds of ``obs.state``; action_dim: Da of the env's actions.
     """
 
@@ -106,8 +107,20 @@ class Suite:
                 image_size=cfg.image_size, fast_render=cfg.fast_render, max_episode_steps=self.max_episode_steps,
                 terminate_on_success=cfg.terminate_on_success, num_tasks=len(self.tasks),
                 render_mode=render_mode, **video)
+        if self.family == "libero":
+            from envs.libero_env import LiberoTaskEnv
+            from envs.libero_suites import NUM_SETTLE_STEPS, bddl_file
+
+            cfg = self.config
+            return LiberoTaskEnv(
+                task, bddl_file(self.name, task.index), None if self.goals is None else self.goals[task.name],
+                cameras=tuple(cfg.cameras), image_size=cfg.image_size, fast_render=cfg.fast_render,
+                max_episode_steps=self.max_episode_steps, num_settle_steps=NUM_SETTLE_STEPS,
+                terminate_on_success=cfg.terminate_on_success, num_tasks=len(self.tasks),
+                render_mode=render_mode, **video)
         raise ValueError(f"no env factory for suite family {self.family!r}")
 
 
 # Importing the suite modules registers their suites.
+import envs.libero_suites  # noqa: E402,F401  (registration side effect; imports libero lazily)
 import envs.metaworld_suites  # noqa: E402,F401  (registration side effect)

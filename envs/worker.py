@@ -169,9 +169,22 @@ def _close_quietly(env: gym.Env) -> None:
         log.warning("closing an env failed", exc_info=True)
 
 
+def limit_threads() -> None:
+    """One compute thread per worker: BLAS/OpenMP pools sized for the whole machine oversubscribe
+    the cores the workers share (measured: LIBERO 53 -> 80 steps/s on 2 cores). The variables
+    cover libraries loaded later (numba, robosuite); threadpoolctl resizes those already loaded
+    (numpy's OpenBLAS comes in with the spawned process's first imports). Worker processes only."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of a worker process: answer command lists until told to stop."""
     logging.basicConfig(level=logging.WARNING, format="[worker %(process)d] %(levelname)s %(message)s")
+    limit_threads()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle; it stops the workers
     worker = RolloutWorker(spec)
     try:

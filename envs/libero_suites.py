@@ -1,0 +1,78 @@
+"""LIBERO suites: libero_spatial, libero_object, libero_goal, libero_10 and libero_90.
+
+Official protocol: each task is run once from each of its 50 fixed init states (episode e
+uses init state e), after `NUM_SETTLE_STEPS` no-op steps, for at most the suite's step limit;
+an episode succeeds if the benchmark's BDDL goal check holds at any step. Tasks, their order
+(task order 0, the identity) and their instructions (``task.language``) come from
+``libero.libero.benchmark``; the task index is the position in that order.
+
+``env.goal_set=random`` replaces the init states by fresh object placements sampled by
+robosuite from the BDDL regions, seeded per episode (for demonstrations).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Any
+
+import numpy as np
+
+from envs.config import EnvConfig
+from envs.libero_env import ACTION_DIM, STATE_DIM
+from envs.suites import Suite, register_suite
+from schema import Task
+
+# Per-suite step limits of the standard LIBERO evaluation (OpenVLA's run_libero_eval.py).
+LIBERO_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520,
+                    "libero_90": 400}
+LIBERO_CAMERAS = ("agentview", "robot0_eye_in_hand")  # the two cameras of the official demo files
+INIT_STATES_PER_TASK = 50
+NUM_SETTLE_STEPS = 10  # no-op steps after each reset, not counted in the step limit
+
+
+def libero_benchmark(name: str) -> Any:
+    """The ``libero.libero.benchmark`` suite object of `name`, task order 0 (its info line silenced)."""
+    from libero.libero import benchmark
+
+    with contextlib.redirect_stdout(io.StringIO()):  # "[info] Applying task order index 0 ..."
+        return benchmark.get_benchmark(name)(task_order_index=0)
+
+
+def bddl_file(suite_name: str, task_index: int) -> str:
+    """Path of the BDDL file of one task (bundled in the package)."""
+    return libero_benchmark(suite_name).get_task_bddl_file_path(task_index)
+
+
+def goal_state(suite_name: str, task_index: int) -> list[list[str]]:
+    """The BDDL goal predicates of one task, e.g. [['in', 'ketchup_1', 'basket_1_contain_region']]."""
+    from libero.libero.envs import bddl_utils
+
+    return bddl_utils.robosuite_parse_problem(bddl_file(suite_name, task_index))["goal_state"]
+
+
+def _libero_suite(name: str, config: EnvConfig) -> Suite:
+    if config.task is not None:
+        raise ValueError(f"{name} runs all its tasks; env.task must be null, got {config.task!r}")
+    bench = libero_benchmark(name)
+    tasks = [Task(suite=name, name=bench.get_task(i).name, index=i, instruction=bench.get_task(i).language)
+             for i in range(bench.get_num_tasks())]
+    if config.goal_set == "official":
+        init_states = {t.name: np.asarray(bench.get_task_init_states(t.index)) for t in tasks}
+    elif config.goal_set == "random":
+        init_states = None
+    else:
+        raise ValueError(f"env.goal_set must be 'official' (the fixed init states) or 'random', "
+                         f"got {config.goal_set!r}")
+    # The init states play the role of Meta-World's goal variations: one per episode of the protocol.
+    return Suite(name=name, family="libero", tasks=tasks, episodes_per_task=INIT_STATES_PER_TASK,
+                 max_episode_steps=config.max_episode_steps or LIBERO_MAX_STEPS[name], config=config,
+                 camera_names=LIBERO_CAMERAS, goals=init_states, state_dim=STATE_DIM, action_dim=ACTION_DIM)
+
+
+def _register(name: str) -> None:
+    register_suite(name)(lambda config: _libero_suite(name, config))
+
+
+for _name in LIBERO_MAX_STEPS:
+    _register(_name)
