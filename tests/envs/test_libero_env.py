@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -139,10 +140,12 @@ def test_cameras_give_upright_uint8_images():
     for camera in ("agentview", "robot0_eye_in_hand"):
         image = obs[rgb_key(camera)]
         assert image.shape == (3, 64, 64) and image.dtype == np.uint8 and image.std() > 5
-    # Upright: robosuite renders the same camera in OpenGL's row order (bottom row first); its
-    # "opencv" convention reverses the rows. Ours must match that, not the raw frame.
-    raw = env.sim.sim.render(width=64, height=64, camera_name="agentview").astype(float)
+    # Upright: mujoco.Renderer returns rows top first (robosuite's "opencv" convention; robosuite's
+    # own raw frames are bottom row first, "opengl"). Ours must match it, not its vertical flip.
+    with mujoco.Renderer(env.model, 64, 64) as renderer:
+        renderer.update_scene(env.data, camera="agentview")
+        reference = renderer.render().astype(float)
     ours = obs[rgb_key("agentview")].transpose(1, 2, 0).astype(float)
-    assert np.abs(ours - raw[::-1]).mean() < np.abs(ours - raw).mean() / 3
+    assert np.abs(ours - reference).mean() < np.abs(ours - reference[::-1]).mean() / 3
     assert env.render().shape == (96, 96, 3)
     env.close()
