@@ -168,13 +168,13 @@ def evaluate(cfg: EvalConfig, policy: ChunkPolicy | None = None) -> dict[str, An
     return {"metadata": metadata, **summary}
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+def raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 @hydra.main(config_path="configs", config_name="eval", version_base="1.3")
 def main(cfg) -> None:
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a kill keeps finished episodes, like Ctrl-C
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # a kill keeps finished episodes, like Ctrl-C
     try:
         evaluate(OmegaConf.to_object(cfg))
     except KeyboardInterrupt:

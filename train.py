@@ -35,7 +35,7 @@ from datasets.statistics import load_or_compute_statistics
 from envs.config import EnvConfig
 from envs.rollout import RolloutConfig
 from envs.suites import Suite, make_suite
-from eval import EvalConfig, check_policy_fits, evaluate
+from eval import EvalConfig, check_policy_fits, evaluate, raise_keyboard_interrupt
 from policies.acting import PolicyActor
 from policies.base import MultitaskPolicy
 from policies.registry import make_policy, register_builtin_policies
@@ -146,13 +146,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     return {"step": step, "checkpoint": trainer.checkpoint_dir / "last", "final_eval": result}
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
 def main(cfg) -> None:
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a kill saves a checkpoint, like Ctrl-C
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # a kill saves a checkpoint, like Ctrl-C
     torch.set_float32_matmul_precision("high")
     try:
         train(OmegaConf.to_object(cfg))

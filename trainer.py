@@ -345,14 +345,15 @@ class Trainer:
 
     def _after_step(self, model: torch.nn.Module) -> None:
         final = self.step == self.config.num_steps
-        if self.is_main and (final or self.step % self.config.checkpoint_every == 0):
+        checkpointing = final or self.step % self.config.checkpoint_every == 0
+        if self.is_main and checkpointing:
             self.save_checkpoint()
         if self.is_main:
             for every, fn in self.callbacks:
                 if final or self.step % every == 0:
                     self._log("eval", fn(self.step, self) or {})
                     model.train()
-        if self.world_size > 1 and (final or self.step % self.config.checkpoint_every == 0):
+        if self.world_size > 1 and checkpointing:
             dist.barrier()
 
     def _log(self, prefix: str, scalars: dict[str, float]) -> None:

@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from envs.libero_env import OBS_PRIVILEGED
 from schema import OBS_STATE, TASK_INDEX, Task
 
 log = logging.getLogger(__name__)
 
-OBS_PRIVILEGED = "obs.privileged"  # same key as envs.libero_env.OBS_PRIVILEGED (kept import-light)
 GAIN = 10.0  # action units per metre of position error (1 unit ~ 0.0125 m per step)
 OPEN_GAP = 0.072  # finger gap (m) above which the gripper counts as open (fully open ~0.078)
 EMPTY_GAP = 0.006  # finger gap below which the gripper closed on nothing (~0.002)

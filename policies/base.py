@@ -20,9 +20,8 @@ from policies.config import PolicyConfig
 from policies.encoders import ObservationEncoder
 from policies.normalizer import Normalizer
 from policies.spec import PolicySpec
+from policies.text_encoder import text_embedding_dim
 from schema import ACTION, OBS_STATE, rgb_key
-
-TEXT_EMBEDDING_DIMS = {"minilm": 384, "clip": 512}
 
 
 class MultitaskPolicy(nn.Module):
@@ -33,11 +32,8 @@ class MultitaskPolicy(nn.Module):
         self.normalizer = Normalizer({OBS_STATE: (config.state_normalization, spec.state_dim),
                                       ACTION: (config.action_normalization, spec.action_dim)})
         self.obs_encoder = ObservationEncoder(config.obs_encoder, spec.state_dim, spec.image_shapes)
-        text_dim = TEXT_EMBEDDING_DIMS.get(config.conditioning.text_encoder)
-        if config.conditioning.text and text_dim is None:
-            raise KeyError(f"unknown text encoder {config.conditioning.text_encoder!r}; "
-                           f"known: {sorted(TEXT_EMBEDDING_DIMS)}")
-        self.conditioning = TaskConditioning(config.conditioning, len(spec.tasks), text_dim or 0)
+        text_dim = text_embedding_dim(config.conditioning.text_encoder) if config.conditioning.text else 0
+        self.conditioning = TaskConditioning(config.conditioning, len(spec.tasks), text_dim)
         self.cond_dim = config.n_obs_steps * self.obs_encoder.feature_dim + self.conditioning.output_dim
 
     def global_condition(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -73,6 +73,13 @@ class CLIPTextEncoder:
 TEXT_ENCODERS: dict[str, Callable[[], TextEncoder]] = {"minilm": MiniLMEncoder, "clip": CLIPTextEncoder}
 
 
+def text_embedding_dim(name: str) -> int:
+    """E of a registered encoder, read from its class (nothing is loaded)."""
+    if name not in TEXT_ENCODERS:
+        raise KeyError(f"unknown text encoder {name!r}; known: {sorted(TEXT_ENCODERS)}")
+    return TEXT_ENCODERS[name].dim
+
+
 def make_text_encoder(name: str) -> TextEncoder:
     """Build a registered text encoder; an unknown name lists the known ones."""
     if name not in TEXT_ENCODERS:
