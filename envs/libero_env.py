@@ -25,7 +25,12 @@ import numpy as np
 from envs.rendering import CameraRenderer
 from schema import OBS_STATE, TASK_INDEX, Task, rgb_key
 
-STATE_DIM = 8  # ee_pos (3), ee_ori (3, axis-angle), gripper_states (2): the official demo files' keys
+# obs.state as the official demo files store it: obs/ee_pos, obs/ee_ori (axis-angle), obs/gripper_states
+STATE_LAYOUT = (("ee_pos", 3), ("ee_ori", 3), ("gripper_states", 2))
+STATE_DIM = sum(width for _, width in STATE_LAYOUT)
+# Camera names as the official demo files use them (obs/<name>_rgb) -> the scene's MuJoCo camera
+CAMERAS = {"agentview": "agentview", "eye_in_hand": "robot0_eye_in_hand"}
+COLLISION_GEOMS = (0,)  # robosuite's geom group of collision meshes: hidden in images, as robosuite's cameras do
 ACTION_DIM = 7  # end-effector delta xyz (3), delta rotation (3, axis-angle), gripper (+1 closes, -1 opens)
 OBS_PRIVILEGED = "obs.privileged"  # simulator ground truth for scripted experts; learned policies never read it
 MAX_GOAL_ENTITIES = 4  # entities (objects, fixtures, region sites) of the goal predicates in obs.privileged
@@ -63,7 +68,8 @@ class LiberoTaskEnv(gym.Env):
                              end-effector quaternion), gripper_states (2, finger joint positions),
                              the layout of the official LIBERO demo files (obs/ee_pos, obs/ee_ori,
                              obs/gripper_states)
-        ``obs.rgb.<camera>`` (3, H, W) uint8, upright, one per configured camera
+        ``obs.rgb.<camera>`` (3, H, W) uint8, upright, one per configured camera: ``agentview`` or
+                             ``eye_in_hand`` (MuJoCo's ``robot0_eye_in_hand``), the demo files' names
         ``obs.privileged``   (28,) float32: for each of up to 4 goal entities (`goal_entities`),
                              world position (3) and quaternion xyzw (4), zero-padded. Ground truth for
                              scripted experts (envs.libero_experts); learned policies ignore it and
@@ -175,7 +181,7 @@ class LiberoTaskEnv(gym.Env):
         obs: dict[str, Any] = {OBS_STATE: state.astype(np.float32), OBS_PRIVILEGED: self.privileged(),
                                TASK_INDEX: self.task.index}
         if self.cameras:
-            for camera, image in self._renderer("policy", self.cameras, self.image_size).render(self.data).items():
+            for camera, image in self._render("policy", self.cameras, self.image_size).items():
                 obs[rgb_key(camera)] = np.ascontiguousarray(image.transpose(2, 0, 1))
         return obs
 
@@ -188,16 +194,19 @@ class LiberoTaskEnv(gym.Env):
             row[:3], row[3:] = geom["pos"], geom["quat"]
         return out.reshape(-1)
 
-    def _renderer(self, role: str, cameras: tuple[str, ...], size: int) -> CameraRenderer:
+    def _render(self, role: str, cameras: tuple[str, ...], size: int) -> dict[str, np.ndarray]:
+        """{camera: (size, size, 3) uint8 upright image}, keyed by our camera names (`CAMERAS`)."""
         if role not in self._renderers:
-            self._renderers[role] = CameraRenderer(self.model, cameras, size, size, fast=self.fast_render)
-        return self._renderers[role]
+            self._renderers[role] = CameraRenderer(self.model, [CAMERAS[c] for c in cameras], size, size,
+                                                   fast=self.fast_render, hidden_geom_groups=COLLISION_GEOMS)
+        images = self._renderers[role].render(self.data)
+        return {camera: images[CAMERAS[camera]] for camera in cameras}
 
     def render(self) -> np.ndarray | None:
         """A (H, W, 3) uint8 frame of ``video_camera`` for videos; None unless render_mode is rgb_array."""
         if self.render_mode != "rgb_array":
             return None
-        return self._renderer("video", (self.video_camera,), self.video_size).render(self.data)[self.video_camera]
+        return self._render("video", (self.video_camera,), self.video_size)[self.video_camera]
 
     def close(self) -> None:
         for renderer in self._renderers.values():

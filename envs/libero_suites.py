@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 
 from envs.config import EnvConfig
-from envs.libero_env import ACTION_DIM, STATE_DIM
+from envs.libero_env import ACTION_DIM, CAMERAS, STATE_LAYOUT
 from envs.suites import Suite, register_suite
 from schema import Task
 
 # Per-suite step limits of the standard LIBERO evaluation (OpenVLA's run_libero_eval.py).
 LIBERO_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520,
                     "libero_90": 400}
-LIBERO_CAMERAS = ("agentview", "robot0_eye_in_hand")  # the two cameras of the official demo files
 INIT_STATES_PER_TASK = 50
 NUM_SETTLE_STEPS = 10  # no-op steps after each reset, not counted in the step limit
 
@@ -67,7 +66,8 @@ def _libero_suite(name: str, config: EnvConfig) -> Suite:
     # The init states play the role of Meta-World's goal variations: one per episode of the protocol.
     return Suite(name=name, family="libero", tasks=tasks, episodes_per_task=INIT_STATES_PER_TASK,
                  max_episode_steps=config.max_episode_steps or LIBERO_MAX_STEPS[name], config=config,
-                 camera_names=LIBERO_CAMERAS, goals=init_states, state_dim=STATE_DIM, action_dim=ACTION_DIM)
+                 camera_names=tuple(CAMERAS), goals=init_states, state_layout=STATE_LAYOUT,
+                 action_dim=ACTION_DIM, video_camera="agentview")
 
 
 def _register(name: str) -> None:

@@ -32,7 +32,7 @@ def _metaworld_suite(suite: str, benchmark: str, task_names: list[str], config: 
     label = f"{suite}/{task_names[0]}" if benchmark == "MT1" else suite
     return Suite(name=label, family="metaworld", tasks=tasks, episodes_per_task=GOALS_PER_TASK,
                  max_episode_steps=max_steps, config=config, camera_names=METAWORLD_CAMERAS, goals=goals,
-                 state_dim=STATE_DIM, action_dim=ACTION_DIM)
+                 state_layout=(("state", STATE_DIM),), action_dim=ACTION_DIM, video_camera="corner")
 
 
 @register_suite("metaworld_mt1")

@@ -98,6 +98,9 @@ class CameraRenderer:
     `fast=False` (~12x; see bench/render_fps.py): shadows and reflections account for
     ~6x, anti-aliasing (offsamples 4 -> 0) for another ~2x.
 
+    `hidden_geom_groups` are left out of the images, e.g. (0,) for robosuite scenes, whose
+    collision geoms (group 0) robosuite's own cameras never show (``render_collision_mesh=False``).
+
     The model's offscreen buffer (`model.vis.global_.offwidth/offheight`) is enlarged
     for the GL context when smaller than (width, height); the model is left as it was.
 
@@ -113,6 +116,7 @@ class CameraRenderer:
         height: int,
         width: int,
         fast: bool = True,
+        hidden_geom_groups: Sequence[int] = (),
     ) -> None:
         import mujoco
 
@@ -129,6 +133,9 @@ class CameraRenderer:
             log.info("Rotating by 180 degrees (upside-down definitions): %s",
                      sorted(self.rotated_cameras))
         self._renderer = _make_renderer(model, height, width, no_msaa=fast)
+        self._options = mujoco.MjvOption()
+        for group in hidden_geom_groups:
+            self._options.geomgroup[group] = 0
         if fast:
             flags = self._renderer.scene.flags
             flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
@@ -142,7 +149,7 @@ class CameraRenderer:
         """
         images = {}
         for camera in self.cameras:
-            self._renderer.update_scene(data, camera)
+            self._renderer.update_scene(data, camera, scene_option=self._options)
             image = self._renderer.render()
             images[camera] = image[::-1, ::-1].copy() if camera in self.rotated_cameras else image
         return images

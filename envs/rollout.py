@@ -51,7 +51,7 @@ class RolloutConfig:
     pipeline_groups: int = 2  # a worker's slots in this many groups (at most one per slot): one steps
     # while the policy acts for another
     videos_per_task: int = 1  # record the first K episodes of each task as mp4
-    video_camera: str = "corner"  # camera of the videos (independent of the policy's cameras)
+    video_camera: str | None = None  # camera of the videos (independent of the policy's); None: the suite's
     video_size: int = 256  # video frames are square, pixels per side
     video_fps: int = 30
     step_timeout_s: float = 300.0  # a worker silent for this long is killed and replaced
@@ -130,15 +130,16 @@ class RolloutEngine:
                  out_dir: Path, progress: bool = True, record_trajectories: bool = False,
                  action_noise: float = 0.0):
         self.suite, self.config = suite, config
+        video_camera = config.video_camera or suite.video_camera
         if config.videos_per_task > 0:
-            suite.check_cameras([config.video_camera])
+            suite.check_cameras([video_camera])
         self.n_action_steps = n_action_steps
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.spec = WorkerSpec(suite=suite, n_obs_steps=n_obs_steps, n_action_steps=n_action_steps,
                                out_dir=self.out_dir, record_videos=config.videos_per_task > 0,
-                               video_camera=config.video_camera, video_size=config.video_size,
-                               video_fps=config.video_fps, max_idle_envs=2 * config.envs_per_worker,
+                               video_camera=video_camera, video_size=config.video_size,
+                               video_fps=config.video_fps, max_idle_envs=config.envs_per_worker,
                                record_trajectories=record_trajectories, action_noise=action_noise)
         self.groups = min(config.pipeline_groups, config.envs_per_worker)
         self.ctx = mp.get_context("spawn")  # no GL context or torch thread pool is inherited

@@ -60,7 +60,10 @@ class Suite:
         camera_names: cameras every task of the suite has.
         goals: task name -> goal variations (episodes_per_task, Dg), or None for fresh goals;
             for LIBERO the official init states (50, D), D the flattened MuJoCo state size.
-        state_dim: Ds of ``obs.state``; action_dim: Da of the env's actions.
+        state_layout: how ``obs.state`` is stored in demonstration files: (obs key, width) pairs in
+            order, e.g. LIBERO's (("ee_pos", 3), ("ee_ori", 3), ("gripper_states", 2)).
+        action_dim: Da of the env's actions.
+        video_camera: the camera of rollout videos unless ``rollout.video_camera`` names another.
     """
 
     name: str
@@ -71,11 +74,17 @@ class Suite:
     config: EnvConfig
     camera_names: tuple[str, ...] = ()
     goals: dict[str, np.ndarray] | None = field(default=None, repr=False)
-    state_dim: int = 0
+    state_layout: tuple[tuple[str, int], ...] = ()
     action_dim: int = 0
+    video_camera: str = ""
 
     def __post_init__(self) -> None:
         self.check_cameras(self.config.cameras)
+
+    @property
+    def state_dim(self) -> int:
+        """Ds of ``obs.state``."""
+        return sum(width for _, width in self.state_layout)
 
     def check_cameras(self, cameras: list[str] | tuple[str, ...]) -> None:
         """Fail early, in the main process, on a camera name the suite's scenes do not have."""

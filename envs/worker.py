@@ -41,11 +41,12 @@ class WorkerSpec:
     record_videos: bool
     record_trajectories: bool = False  # send each finished episode's arrays back (for datasets)
     action_noise: float = 0.0  # std of Gaussian noise added to executed actions (labels stay clean)
-    video_camera: str = "corner"
+    video_camera: str = "corner"  # the engine passes rollout.video_camera or the suite's camera
     video_size: int = 256
     video_fps: int = 30
-    max_idle_envs: int = 8  # finished envs kept for reuse (building a scene can take seconds);
-    # at least the slot count, or slots that finish together would close envs they reuse next
+    max_idle_envs: int = 8  # finished envs kept for reuse (building a scene can take seconds); the
+    # engine gives the slot count: fewer and slots that finish together would close envs they reuse
+    # next, more and a LIBERO worker holds scenes (~0.9 GB each) of tasks it has left behind
 
 
 @dataclass

@@ -54,7 +54,7 @@ def test_task_order_and_instructions_are_the_benchmark_own():
 
 
 def test_bad_settings_give_clear_errors():
-    with pytest.raises(ValueError, match="robot0_eye_in_hand"):
+    with pytest.raises(ValueError, match="eye_in_hand"):
         make_suite(EnvConfig(suite="libero_object", cameras=["corner"]))
     with pytest.raises(ValueError, match="env.task"):
         make_suite(EnvConfig(suite="libero_spatial", task="some-task"))
@@ -133,19 +133,25 @@ def test_expert_holds_still_on_tasks_without_a_script():
 
 @pytest.mark.slow
 def test_cameras_give_upright_uint8_images():
-    suite = make_suite(EnvConfig(suite="libero_spatial", cameras=["agentview", "robot0_eye_in_hand"], image_size=64))
+    suite = make_suite(EnvConfig(suite="libero_spatial", cameras=["agentview", "eye_in_hand"], image_size=64))
     env = suite.make_env(suite.tasks[0], render_mode="rgb_array", video_camera="agentview", video_size=96)
     check_env(env, skip_render_check=True)
     obs, _ = env.reset(seed=0, options={"episode": 0})
-    for camera in ("agentview", "robot0_eye_in_hand"):
+    for camera in ("agentview", "eye_in_hand"):
         image = obs[rgb_key(camera)]
         assert image.shape == (3, 64, 64) and image.dtype == np.uint8 and image.std() > 5
     # Upright: mujoco.Renderer returns rows top first (robosuite's "opencv" convention; robosuite's
     # own raw frames are bottom row first, "opengl"). Ours must match it, not its vertical flip.
+    # Like robosuite's cameras, ours hide the collision geoms (group 0: coloured capsules on the arm).
+    visual_only, everything = mujoco.MjvOption(), mujoco.MjvOption()
+    visual_only.geomgroup[0] = 0
     with mujoco.Renderer(env.model, 64, 64) as renderer:
-        renderer.update_scene(env.data, camera="agentview")
+        renderer.update_scene(env.data, camera="agentview", scene_option=visual_only)
         reference = renderer.render().astype(float)
+        renderer.update_scene(env.data, camera="agentview", scene_option=everything)
+        with_collision_geoms = renderer.render().astype(float)
     ours = obs[rgb_key("agentview")].transpose(1, 2, 0).astype(float)
     assert np.abs(ours - reference).mean() < np.abs(ours - reference[::-1]).mean() / 3
+    assert np.abs(ours - reference).mean() < np.abs(ours - with_collision_geoms).mean() / 2
     assert env.render().shape == (96, 96, 3)
     env.close()
