@@ -58,8 +58,10 @@ ConfigStore.instance().store(name="collect_schema", node=CollectConfig)
 
 
 def task_file(out_dir: Path, task: Task) -> Path:
-    """Where a task's demonstrations go."""
-    return out_dir / f"{task.name}.hdf5"
+    """A task's demonstration file: an official LIBERO ``<task>_demo.hdf5`` already in `out_dir`,
+    else ``<task>.hdf5``, the file collect.py writes."""
+    official = out_dir / f"{task.name}_demo.hdf5"
+    return official if official.exists() else out_dir / f"{task.name}.hdf5"
 
 
 def task_attrs(suite: Suite, task: Task, cfg: CollectConfig, attempts: int, successes: int) -> dict[str, Any]:
@@ -100,7 +102,8 @@ class TaskCollector:
     def write(self, task: Task) -> None:
         episodes = sorted(self.kept[task.name], key=lambda e: e["attrs"]["episode"])  # order-free of workers
         attrs = task_attrs(self.suite, task, self.cfg, self.attempts[task.name], self.successes[task.name])
-        self.written[task.name] = write_task_file(task_file(self.out_dir, task), episodes, attrs)
+        self.written[task.name] = write_task_file(task_file(self.out_dir, task), episodes, attrs,
+                                                  self.suite.state_layout)
         self.kept[task.name] = []  # written: free the arrays
         log.info("%s: %d demos -> %s", task.name, len(episodes), self.written[task.name])
 
