@@ -15,7 +15,10 @@ object): every step its phase is re-derived from the observation window (To = 2)
     placed   the object already sits at the destination: open and rise;
     else     approach: rise, move above the grasp point, descend (gripper open).
 What it knows per task comes from the BDDL goal, read once in the constructor (no env built):
-the goal predicate ``in``/``on`` (object, destination) and, per object kind, where to grasp.
+the goal predicate ``in``/``on`` (object, destination) and, per object kind, where to grasp
+(`GraspSpec`). Bowls are taken by the rim on the robot's side with the hand turned a quarter
+turn (fingers closing along x), which keeps the 20-cm-wide hand clear of neighbours, drawer walls
+and the cabinet top; the orientation is then servoed from ``obs.state``'s axis-angle.
 
 Scripted: goals of one ``in``/``on`` predicate (libero_object's basket, libero_spatial's plate,
 libero_goal's pick-and-place tasks). Tasks with other goals (open, turnon, two predicates) have no
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from envs.libero_env import OBS_PRIVILEGED
 from schema import OBS_STATE, TASK_INDEX, Task
@@ -37,10 +41,19 @@ log = logging.getLogger(__name__)
 
 GAIN = 10.0  # action units per metre of position error (1 unit ~ 0.0125 m per step)
 OPEN_GAP = 0.072  # finger gap (m) above which the gripper counts as open (fully open ~0.078)
-EMPTY_GAP = 0.006  # finger gap below which the gripper closed on nothing (~0.002)
+EMPTY_GAP = 0.006  # finger gap below which the gripper closed on nothing (~0.002); see GraspSpec.empty_gap
 AT_GRASP = 0.012  # distance (m) from the grasp point at which the fingers close
 HOLD_RADIUS = 0.035  # distance (m) grasp point - fingers while the object is held
 CARRY_CLEARANCE = 0.12  # height above the destination the fingers wait at once the object is placed (m)
+XY_TOLERANCE = 0.015  # horizontal distance (m) to the grasp point below which the fingers descend
+MIN_XY_ACTION = 0.25  # smallest horizontal action (units) while aligning: below it the OSC stalls short of the target
+CARRY_CEILING = 0.35  # highest the grasp point rises above the destination while carrying (m)
+ROTATION_GAIN = 1.5  # rotation action units per radian of orientation error (1 unit = 0.5 rad per step)
+RESTING_BAND = 0.04  # below this height (m) above the release height, an object that stopped sinking is let go
+RESTING_SPEED = 5e-4  # sinking (m per step) below which a lowered object counts as resting on something
+YAW_TOLERANCE = 0.15  # yaw error (rad) below which the fingers descend to a rim
+# Gripper pointing down, fingers closing along world y: the Panda's pose at reset (yaw 0).
+DOWN = np.diag([1.0, -1.0, -1.0])
 
 
 @dataclass(frozen=True)
@@ -48,17 +61,34 @@ class GraspSpec:
     """Where to hold an object, relative to its body position (world frame, metres)."""
 
     offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    rim_radius: float = 0.0  # > 0: grasp a rim this far from the centre, on the side facing the robot (y)
+    # > 0: grasp a rim this far from the centre, on the side facing the robot (-x), with the hand
+    # turned a quarter turn so that the fingers close along x, across the rim wall.
+    rim_radius: float = 0.0
     release_height: float = 0.05  # height of the grasp point above the destination when releasing
     carry_height: float = 0.12  # height of the grasp point above the destination while carrying
+    empty_gap: float = EMPTY_GAP  # finger gap (m) below which the fingers hold nothing
+    # Upward action (units) while the fingers open at the destination: a rim wedged between them
+    # keeps them from opening unless the hand pulls away.
+    release_lift: float = 0.0
+
+    @property
+    def yaw(self) -> float | None:
+        """Hand yaw (rad) about world z from the reset pose; None: orientation not controlled."""
+        return np.pi / 2 if self.rim_radius > 0 else None
 
 
+BOWL_GRASP = GraspSpec(offset=(0.0, 0.0, 0.030), rim_radius=0.047, release_height=0.07, empty_gap=0.003,
+                       release_lift=0.3)
 # Body positions are object centres for the libero_object groceries and bottoms for bowls/plates.
 GRASP_SPECS = {
-    "akita_black_bowl": GraspSpec(offset=(0.0, 0.0, 0.038), rim_radius=0.047, release_height=0.06),
-    "black_bowl": GraspSpec(offset=(0.0, 0.0, 0.038), rim_radius=0.047, release_height=0.06),
-    "cream_cheese": GraspSpec(offset=(0.0, 0.0, 0.004), release_height=0.06),
-    "butter": GraspSpec(offset=(0.0, 0.0, 0.004), release_height=0.06),
+    # Bowls: by the rim, whose wall leaves a gap of 4-6 mm between the fingers (closed on nothing: 2-3 mm).
+    "akita_black_bowl": BOWL_GRASP,
+    "black_bowl": BOWL_GRASP,
+    # Flat boxes (1.8 cm tall): aim below the centre, as the descent stalls ~1 cm above its target.
+    # Cream cheese: 3 cm off-centre along its long side (x), away from the tomato sauce that the
+    # 20-cm-wide hand otherwise lands on in libero_object.
+    "cream_cheese": GraspSpec(offset=(-0.03, 0.0, -0.006), release_height=0.06),
+    "butter": GraspSpec(offset=(0.0, 0.0, -0.006), release_height=0.06),
     "chocolate_pudding": GraspSpec(offset=(0.0, 0.0, 0.0), release_height=0.06),
     # Tall bottles and cartons: grasp high, or the palm (~6 cm above the grip site) hits their top.
     "salad_dressing": GraspSpec(offset=(0.0, 0.0, 0.045), release_height=0.09, carry_height=0.2),
@@ -66,6 +96,9 @@ GRASP_SPECS = {
     "milk": GraspSpec(offset=(0.0, 0.0, 0.035), release_height=0.08, carry_height=0.19),
     "orange_juice": GraspSpec(offset=(0.0, 0.0, 0.035), release_height=0.08, carry_height=0.19),
     "bbq_sauce": GraspSpec(offset=(0.0, 0.0, 0.02), release_height=0.07, carry_height=0.17),
+    # Wine bottle: body position at its base, 15.7 cm tall; held at the top of the neck, as the
+    # hand reaches down only ~3 cm below the grip site.
+    "wine_bottle": GraspSpec(offset=(0.0, 0.0, 0.13), release_height=0.145, carry_height=0.19),
 }
 DEFAULT_GRASP = GraspSpec()
 PLACE_PREDICATES = ("in", "on")
@@ -133,10 +166,8 @@ class LiberoExpertPolicy:
 
 def grasp_point(plan: PlacePlan, entities: np.ndarray) -> np.ndarray:
     """(3,) world position the grip site goes to, from the object's position."""
-    position = entities[plan.object_row, :3].astype(np.float64)
-    point = position + np.asarray(plan.grasp.offset)
-    if plan.grasp.rim_radius > 0:  # the rim wall must sit between the fingers, which close along y
-        point[1] -= (1.0 if position[1] >= 0 else -1.0) * plan.grasp.rim_radius  # the side nearer y = 0
+    point = entities[plan.object_row, :3].astype(np.float64) + np.asarray(plan.grasp.offset)
+    point[0] -= plan.grasp.rim_radius  # the rim wall on the robot's side sits between the fingers
     return point
 
 
@@ -146,48 +177,97 @@ def act(plan: PlacePlan, state: np.ndarray, privileged: np.ndarray) -> np.ndarra
     entities = privileged[-1].reshape(-1, 7).astype(np.float64)
     center, destination = entities[plan.object_row, :3], entities[plan.destination_row, :3]
     grasp = grasp_point(plan, entities)
+    rotate = rotation_action(state[-1, 3:6], plan.grasp.yaw)
     gap, closing = gaps[-1], len(gaps) > 1 and gaps[-1] < gaps[-2] - 2e-4
     to_grasp = grasp - eef
-    if EMPTY_GAP < gap < OPEN_GAP and not closing and np.linalg.norm(to_grasp) < HOLD_RADIUS:
-        return _carry(plan, eef, grasp, center, destination)
+    if plan.grasp.empty_gap < gap < OPEN_GAP and not closing and np.linalg.norm(to_grasp) < hold_radius(plan.grasp):
+        sinking = float(privileged[0, 7 * plan.object_row + 2] - center[2])  # object's drop over the window (m)
+        return _carry(plan, CarryState(grasp, center, destination, sinking), rotate)
     if closing:
-        return _action(np.zeros(3), close=True)
+        return _action(np.zeros(3), rotate, close=True)
     if np.linalg.norm(to_grasp) < AT_GRASP:
-        if gap <= EMPTY_GAP:  # closed on nothing: open and try again from above
-            return _action(np.array([0.0, 0.0, 0.5]), close=False)
-        return _action(np.zeros(3), close=True)
+        if gap <= plan.grasp.empty_gap:  # closed on nothing: open and try again from above
+            return _action(np.array([0.0, 0.0, 0.5]), rotate, close=False)
+        return _action(np.zeros(3), rotate, close=True)
     if np.linalg.norm((center - destination)[:2]) < 0.03 and center[2] < destination[2] + 0.1:
         above = np.r_[eef[:2], destination[2] + CARRY_CLEARANCE]  # placed: open, rise and wait
-        return _action(GAIN * (above - eef), close=False)
-    return _approach(eef, grasp, gap)
+        return _action(GAIN * (above - eef), rotate, close=False)
+    return _approach(eef, grasp, gap, rotate)
 
 
-def _approach(eef: np.ndarray, grasp: np.ndarray, gap: float) -> np.ndarray:
+def hold_radius(grasp: GraspSpec) -> float:
+    """Largest fingers - grasp point distance (m) at which the object counts as held: a bowl held
+    by its rim tilts, which moves the rim point computed from its upright pose."""
+    return HOLD_RADIUS + grasp.rim_radius
+
+
+def _approach(eef: np.ndarray, grasp: np.ndarray, gap: float, rotate: np.ndarray) -> np.ndarray:
+    """Open, rise, move above the grasp point while turning the hand, then descend onto it."""
     above = grasp + np.array([0.0, 0.0, 0.10])
     xy_error = np.linalg.norm((grasp - eef)[:2])
     if gap < OPEN_GAP:  # open before anything else (the fingers may still hold or touch something)
-        return _action(np.array([0.0, 0.0, 0.3]) if xy_error > 0.02 else np.zeros(3), close=False)
-    if xy_error > 0.015:
+        return _action(np.array([0.0, 0.0, 0.3]) if xy_error > 0.02 else np.zeros(3), rotate, close=False)
+    if xy_error > XY_TOLERANCE:
         target = above if eef[2] > grasp[2] + 0.06 else np.r_[eef[:2], above[2]]
-        return _action(GAIN * (target - eef), close=False)
-    return _action(GAIN * (grasp - eef), close=False)
+        return _action(_at_least(GAIN * (target - eef), MIN_XY_ACTION), rotate, close=False)
+    if np.abs(rotate).max() > ROTATION_GAIN * YAW_TOLERANCE:  # still turning: wait above the grasp point
+        return _action(GAIN * (np.r_[grasp[:2], max(eef[2], grasp[2] + 0.06)] - eef), rotate, close=False)
+    return _action(GAIN * (grasp - eef), rotate, close=False)
 
 
-def _carry(plan: PlacePlan, eef: np.ndarray, grasp: np.ndarray, center: np.ndarray,
-           destination: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class CarryState:
+    """What carrying needs: grasp point, object centre, destination (3,) each, world frame (m),
+    and how far the object sank over the observation window (m)."""
+
+    grasp: np.ndarray
+    center: np.ndarray
+    destination: np.ndarray
+    sinking: float
+
+
+def _carry(plan: PlacePlan, carried: CarryState, rotate: np.ndarray) -> np.ndarray:
     """Holding: rise, move the object's centre above the destination, lower it, open. The object
-    hangs where it was grasped, so the fingers move by the object's errors."""
+    hangs where it was grasped, so the fingers move by the object's errors. An object picked up
+    above the carry height (e.g. from a cabinet top) keeps rising while it travels, never sinking
+    into what it stood on. It is released at the release height, or lower down once it stops
+    sinking (a tilted bowl rests on the plate's rim before the fingers get there)."""
+    grasp, center, destination = carried.grasp, carried.center, carried.destination
     xy_error = (destination - center)[:2]
     carry_z = destination[2] + plan.grasp.carry_height  # high enough that the object clears the basket
     if np.linalg.norm(xy_error) > 0.012:
         if grasp[2] < carry_z - 0.03:
-            return _action(GAIN * np.r_[0.2 * xy_error, carry_z - grasp[2]], close=True)
-        return _action(GAIN * np.r_[xy_error, carry_z - grasp[2]], close=True)
+            return _action(GAIN * np.r_[0.2 * xy_error, carry_z - grasp[2]], rotate, close=True)
+        if grasp[2] <= carry_z + 0.03:
+            return _action(GAIN * np.r_[xy_error, carry_z - grasp[2]], rotate, close=True)
+        ceiling = destination[2] + CARRY_CEILING  # picked up from above the carry height: rise on
+        xy_scale = 0.2 if grasp[2] < ceiling - 0.05 else 1.0  # mostly up, out of a drawer or off a shelf
+        return _action(GAIN * np.r_[xy_scale * xy_error, min(grasp[2] + 0.03, ceiling) - grasp[2]], rotate,
+                       close=True)
     release_z = destination[2] + plan.grasp.release_height
-    if grasp[2] > release_z + 0.01:
-        return _action(GAIN * np.r_[xy_error, release_z - grasp[2]], close=True)
-    return _action(np.zeros(3), close=False)
+    resting = grasp[2] < release_z + RESTING_BAND and carried.sinking < RESTING_SPEED
+    if grasp[2] > release_z + 0.01 and not resting:
+        return _action(GAIN * np.r_[xy_error, release_z - grasp[2]], rotate, close=True)
+    return _action(np.array([0.0, 0.0, plan.grasp.release_lift]), rotate, close=False)
 
 
-def _action(move: np.ndarray, close: bool) -> np.ndarray:
-    return np.r_[np.clip(move, -1.0, 1.0), 0.0, 0.0, 0.0, 1.0 if close else -1.0]
+def rotation_action(ori: np.ndarray, yaw: float | None) -> np.ndarray:
+    """(3,) rotation action turning the hand from axis-angle `ori` to pointing down at `yaw`
+    (world-frame axis-angle error, as OSC_POSE expects); zeros when yaw is None."""
+    if yaw is None:
+        return np.zeros(3)
+    # Always the same turn (not the nearer of yaw and yaw - pi, which the symmetric fingers would
+    # allow): the other way round, the wrist reaches its joint limit at the far left of the table.
+    current = Rotation.from_rotvec(ori.astype(np.float64))
+    target = Rotation.from_euler("z", yaw) * Rotation.from_matrix(DOWN)
+    return ROTATION_GAIN * (target * current.inv()).as_rotvec()
+
+
+def _at_least(move: np.ndarray, norm: float) -> np.ndarray:
+    """`move` scaled up to `norm` if shorter (a direction is kept, a zero move stays zero)."""
+    length = np.linalg.norm(move)
+    return move * (norm / length) if 0 < length < norm else move
+
+
+def _action(move: np.ndarray, rotate: np.ndarray, close: bool) -> np.ndarray:
+    return np.r_[np.clip(move, -1.0, 1.0), np.clip(rotate, -1.0, 1.0), 1.0 if close else -1.0]

@@ -10,6 +10,7 @@ from gymnasium.utils.env_checker import check_env
 from envs.config import EnvConfig
 from envs.experts import make_expert
 from envs.libero_env import OBS_PRIVILEGED, PRIVILEGED_DIM
+from envs.libero_experts import BOWL_GRASP, rotation_action
 from envs.suites import make_suite
 from envs.wrappers import ObsHistoryWrapper
 from schema import OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, rgb_key
@@ -105,12 +106,13 @@ def test_numerical_instability_ends_the_episode_as_unstable(object_env):
     assert info["unstable"] and truncated and not terminated
 
 
-def test_expert_solves_a_libero_object_task_from_an_official_init_state(object_suite, object_env):
-    task = object_suite.tasks[0]
-    expert = make_expert("libero", object_suite.tasks)
-    env = ObsHistoryWrapper(object_env, expert.n_obs_steps)
-    obs, _ = env.reset(seed=0, options={"episode": 0})
-    for _ in range(object_suite.max_episode_steps):
+def run_expert_episode(suite, env, task_index: int, episode: int) -> dict:
+    """One episode of the scripted expert from official init state `episode`; returns the last info."""
+    task = suite.tasks[task_index]
+    expert = make_expert("libero", suite.tasks)
+    env = ObsHistoryWrapper(env, expert.n_obs_steps)
+    obs, _ = env.reset(seed=0, options={"episode": episode})
+    for _ in range(suite.max_episode_steps):
         batch = {OBS_STATE: obs[OBS_STATE][None], OBS_PRIVILEGED: obs[OBS_PRIVILEGED][None],
                  TASK_INDEX: np.array([task.index]), TASK_INSTRUCTION: [task.instruction]}
         action = expert.predict_action_chunk(batch)
@@ -118,7 +120,36 @@ def test_expert_solves_a_libero_object_task_from_an_official_init_state(object_s
         obs, _, terminated, truncated, info = env.step(action[0, 0])
         if terminated or truncated:
             break
-    assert info["success"] and terminated and info["steps"] < object_suite.max_episode_steps
+    assert terminated == info["success"]
+    return info
+
+
+def test_expert_solves_a_libero_object_task_from_an_official_init_state(object_suite, object_env):
+    info = run_expert_episode(object_suite, object_env, 0, episode=0)
+    assert info["success"] and info["steps"] < object_suite.max_episode_steps
+
+
+@pytest.mark.parametrize(("suite_name", "task_index"), [
+    ("libero_spatial", 9),  # bowl on the cabinet: rim grasp with the hand turned, lifted off a high shelf
+    ("libero_goal", 2),  # wine bottle onto the cabinet: held at the top of its neck
+])
+def test_expert_solves_pick_and_place_from_and_onto_the_cabinet(suite_name, task_index):
+    suite = make_suite(EnvConfig(suite=suite_name))
+    env = suite.make_env(suite.tasks[task_index])
+    try:
+        info = run_expert_episode(suite, env, task_index, episode=0)
+    finally:
+        env.close()
+    assert info["success"] and info["steps"] < suite.max_episode_steps
+
+
+def test_expert_turns_the_hand_a_quarter_turn_for_rim_grasps():
+    down = np.array([np.pi, 0.0, 0.0])  # axis-angle of the reset pose: pointing down, fingers along y
+    turn = rotation_action(down, BOWL_GRASP.yaw)
+    assert turn[2] > 1.0 and np.allclose(turn[:2], 0.0, atol=1e-6)  # about world z, full speed (clipped)
+    assert rotation_action(down, None).tolist() == [0.0, 0.0, 0.0]  # other objects: orientation left alone
+    quarter = np.array([np.pi / np.sqrt(2), np.pi / np.sqrt(2), 0.0])  # down, turned by pi/2 about z
+    np.testing.assert_allclose(rotation_action(quarter, BOWL_GRASP.yaw), 0.0, atol=1e-6)
 
 
 def test_expert_holds_still_on_tasks_without_a_script():
