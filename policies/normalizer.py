@@ -8,7 +8,10 @@
 
 Each key is an affine map y = x * scale + offset kept as buffers ``<key>.scale`` / ``<key>.offset``.
 "min_max" maps [min, max] to [-1, 1]; "mean_std" maps to zero mean, unit std. Dimensions that
-do not vary in the data (a range or std below `eps`) are only shifted, never blown up.
+do not vary in the data (a range or std below `eps`) are only shifted, never blown up, and
+`unnormalize` returns their constant whatever the policy predicts: an action the demonstrations
+never use (e.g. LIBERO rotations of scripted pick-and-place) stays exactly at its value instead of
+drifting with the prediction error. The mask is buffer ``<key>.constant``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ class Normalizer(nn.Module):
             self.modes[key] = mode
             self.register_buffer(self._name(key, "scale"), torch.ones(dim))
             self.register_buffer(self._name(key, "offset"), torch.zeros(dim))
+            self.register_buffer(self._name(key, "constant"), torch.zeros(dim, dtype=torch.bool))
         self.eps = eps
+        self.register_load_state_dict_pre_hook(_no_constant_dims_in_older_checkpoints)
 
     @staticmethod
     def _name(key: str, part: str) -> str:
@@ -62,6 +67,7 @@ class Normalizer(nn.Module):
             new_scale = torch.where(half_range > self.eps, 1 / half_range.clamp_min(self.eps), torch.ones_like(center))
             scale.copy_(new_scale)
             offset.copy_(-center * new_scale)
+            getattr(self, self._name(key, "constant")).copy_(half_range <= self.eps)
 
     def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
         """(..., D) raw -> (..., D) normalised."""
@@ -71,4 +77,12 @@ class Normalizer(nn.Module):
     def unnormalize(self, key: str, y: torch.Tensor) -> torch.Tensor:
         """(..., D) normalised -> (..., D) raw."""
         scale, offset = self._affine(key)
-        return (y - offset) / scale
+        constant = getattr(self, self._name(key, "constant"))
+        return torch.where(constant, -offset / scale, (y - offset) / scale)
+
+
+def _no_constant_dims_in_older_checkpoints(module: Normalizer, state_dict: dict, prefix: str, *args) -> None:
+    """Checkpoints written before the ``constant`` masks existed load with no dimension pinned."""
+    for key in module.modes:
+        name = module._name(key, "constant")
+        state_dict.setdefault(prefix + name, torch.zeros_like(getattr(module, name)))

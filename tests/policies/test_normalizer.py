@@ -35,6 +35,24 @@ def test_min_max_maps_to_minus_one_one_and_inverts(data):
     torch.testing.assert_close(z.std(0, unbiased=False), torch.ones(4), atol=1e-5, rtol=0)
 
 
+def test_a_dimension_constant_in_the_data_is_unnormalised_to_its_constant(data):
+    norm = Normalizer({"action": ("min_max", 3)})
+    norm.fit({"action": _stats(data["action"])})
+    predicted = torch.tensor([[0.5, -0.5, 0.3], [1.0, 1.0, -0.8]])  # any prediction for the constant dim
+    actions = norm.unnormalize("action", predicted)
+    torch.testing.assert_close(actions[:, 2], torch.full((2,), 5.0))  # the demonstrations' value, exactly
+    torch.testing.assert_close(actions[:, :2], torch.tensor([[0.5, 2.5], [1.0, 10.0]]), atol=0.1, rtol=0)  # sample min/max
+
+
+def test_older_state_dicts_without_constant_masks_still_load(data):
+    fitted = Normalizer({"action": ("min_max", 3)})
+    fitted.fit({"action": _stats(data["action"])})
+    older = {k: v for k, v in fitted.state_dict().items() if not k.endswith("constant")}
+    restored = Normalizer({"action": ("min_max", 3)})
+    restored.load_state_dict(older)
+    torch.testing.assert_close(restored.unnormalize("action", torch.ones(1, 3))[0, 2], torch.tensor(6.0))
+
+
 def test_statistics_travel_in_the_state_dict(data):
     fitted = Normalizer({"action": ("min_max", 3)})
     fitted.fit({"action": _stats(data["action"])})
