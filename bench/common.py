@@ -18,6 +18,12 @@ def machine() -> dict[str, Any]:
             "mujoco_gl": os.environ.get("MUJOCO_GL"), "packages": package_versions(), "git_commit": git_commit()}
 
 
+def load(name: str) -> dict[str, Any]:
+    """The figures a benchmark saved last ({} if none)."""
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def save(name: str, figures: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"

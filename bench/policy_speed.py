@@ -5,8 +5,10 @@
 
 For each policy: the mt10_state configuration (state only, 39-d state, 4-d actions, 10 tasks,
 task-index + text conditioning) and, for the UNet diffusion policy, the mt50_image one (two
-128x128 cameras). Training: optimizer steps (forward, backward, AdamW) on random batches of the
-preset's batch size, timed after 3 warm-up steps; data loading is not included (see
+128x128 cameras) and the libero_image_cpu one (two 64x64 cameras, UNet (64, 128), ResNet (16, 32,
+64); measured with the 39-d state and 4-d actions of the other cases). Training: optimizer steps
+(forward, backward, AdamW) on random batches of the preset's batch size, timed after 3 warm-up
+steps; data loading is not included (see
 bench/sampling_throughput.py). Inference: one action chunk (DDIM 10 steps for diffusion) for
 batch 1 and batch 50, in eval mode, after one warm-up call.
 Writes bench/results/policy_speed.json.
@@ -19,7 +21,7 @@ import time
 
 import torch
 
-from bench.common import save
+from bench.common import load, save
 from policies.config import ObsEncoderConfig
 from policies.denoisers import UNetConfig
 from policies.registry import config_class, make_policy
@@ -35,6 +37,9 @@ CASES = {  # name: (policy, config fields, cameras, training batch size)
     "transformer_state": ("transformer", {}, {}, 128),
     "diffusion_unet_image": ("diffusion", {"obs_encoder": ObsEncoderConfig()}, {"corner": (3, 128, 128),
                                                                                "topview": (3, 128, 128)}, 32),
+    "diffusion_unet_image_small": (  # the libero_image_cpu preset: two 64x64 cameras, small UNet and ResNet
+        "diffusion", {**SMALL_UNET, "obs_encoder": ObsEncoderConfig(image_channels=[16, 32, 64])},
+        {"agentview": (3, 64, 64), "eye_in_hand": (3, 64, 64)}, 64),
 }
 
 
@@ -77,10 +82,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="timed training seconds per case")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES),
+                        help="measure only these; the other cases' figures in the results file are kept")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     figures = {}
-    for case, (name, fields, cameras, batch_size) in CASES.items():
+    for case in args.cases:
+        name, fields, cameras, batch_size = CASES[case]
         torch.manual_seed(0)
         policy = make_policy(config_class(name)(name=name, **fields), PolicySpec(39, 4, TASKS, cameras))
         result = {"policy": name, **{k: str(v) for k, v in fields.items()}, "cameras": list(cameras),
@@ -93,7 +101,8 @@ def main() -> None:
         print(f"{case:32s} {result['parameters'] / 1e6:6.2f}M params  train {result['train_samples_per_s']:8.1f} "
               f"samples/s  act B=1 {result['inference_ms_batch_1']:7.1f} ms  "
               f"B=50 {result['inference_ms_batch_50']:7.1f} ms")
-    save("policy_speed", {"threads": args.threads, "seconds": args.seconds, "cases": figures})
+    previous = load("policy_speed").get("cases", {}) if set(args.cases) != set(CASES) else {}
+    save("policy_speed", {"threads": args.threads, "seconds": args.seconds, "cases": {**previous, **figures}})
 
 
 if __name__ == "__main__":
