@@ -144,7 +144,7 @@ def test_two_process_ddp_step_on_cpu_matches_one_process_with_the_global_batch(t
         # = the global batch in one process, up to summation order (which Adam's normalisation amplifies
         # for near-zero gradients: ~2e-5 seen, against ~1e-3 moved per weight in 3 steps)
         torch.testing.assert_close(ranks[0][name], tensor, rtol=1e-3, atol=1e-4, msg=name)
-    assert max((initial[n] - t).abs().max().item() for n, t in ranks[0].items()) > 5e-4
+    assert max((initial[n] - t).abs().max().item() for n, t in ranks[0].items() if t.is_floating_point()) > 5e-4
     assert (tmp_path / "checkpoints" / "last").is_dir()  # rank 0 wrote the checkpoint
 
 
