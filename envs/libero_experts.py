@@ -53,7 +53,7 @@ RESTING_BAND = 0.04  # below this height (m) above the release height, an object
 RESTING_SPEED = 5e-4  # sinking (m per step) below which a lowered object counts as resting on something
 YAW_TOLERANCE = 0.15  # yaw error (rad) below which the fingers descend to a rim
 # Gripper pointing down, fingers closing along world y: the Panda's pose at reset (yaw 0).
-DOWN = np.diag([1.0, -1.0, -1.0])
+DOWN = Rotation.from_matrix(np.diag([1.0, -1.0, -1.0]))
 
 
 @dataclass(frozen=True)
@@ -259,7 +259,7 @@ def rotation_action(ori: np.ndarray, yaw: float | None) -> np.ndarray:
     # Always the same turn (not the nearer of yaw and yaw - pi, which the symmetric fingers would
     # allow): the other way round, the wrist reaches its joint limit at the far left of the table.
     current = Rotation.from_rotvec(ori.astype(np.float64))
-    target = Rotation.from_euler("z", yaw) * Rotation.from_matrix(DOWN)
+    target = Rotation.from_euler("z", yaw) * DOWN
     return ROTATION_GAIN * (target * current.inv()).as_rotvec()
 
 

@@ -107,26 +107,21 @@ class Suite:
 
     def make_env(self, task: Task, render_mode: str | None = None, **video: Any) -> gym.Env:
         """Build the env of one task (call it in the process that steps it)."""
+        cfg = self.config
+        common = dict(cameras=tuple(cfg.cameras), image_size=cfg.image_size, fast_render=cfg.fast_render,
+                      max_episode_steps=self.max_episode_steps, terminate_on_success=cfg.terminate_on_success,
+                      num_tasks=len(self.tasks), render_mode=render_mode, **video)
+        goals = None if self.goals is None else self.goals[task.name]
         if self.family == "metaworld":
             from envs.metaworld_env import MetaWorldTaskEnv
 
-            cfg = self.config
-            return MetaWorldTaskEnv(
-                task, None if self.goals is None else self.goals[task.name], cameras=tuple(cfg.cameras),
-                image_size=cfg.image_size, fast_render=cfg.fast_render, max_episode_steps=self.max_episode_steps,
-                terminate_on_success=cfg.terminate_on_success, num_tasks=len(self.tasks),
-                render_mode=render_mode, **video)
+            return MetaWorldTaskEnv(task, goals, **common)
         if self.family == "libero":
             from envs.libero_env import LiberoTaskEnv
             from envs.libero_suites import NUM_SETTLE_STEPS, bddl_file
 
-            cfg = self.config
-            return LiberoTaskEnv(
-                task, bddl_file(self.name, task.index), None if self.goals is None else self.goals[task.name],
-                cameras=tuple(cfg.cameras), image_size=cfg.image_size, fast_render=cfg.fast_render,
-                max_episode_steps=self.max_episode_steps, num_settle_steps=NUM_SETTLE_STEPS,
-                terminate_on_success=cfg.terminate_on_success, num_tasks=len(self.tasks),
-                render_mode=render_mode, **video)
+            return LiberoTaskEnv(task, bddl_file(self.name, task.index), goals, num_settle_steps=NUM_SETTLE_STEPS,
+                                 **common)
         raise ValueError(f"no env factory for suite family {self.family!r}")
 
 

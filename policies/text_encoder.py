@@ -73,18 +73,20 @@ class CLIPTextEncoder:
 TEXT_ENCODERS: dict[str, Callable[[], TextEncoder]] = {"minilm": MiniLMEncoder, "clip": CLIPTextEncoder}
 
 
-def text_embedding_dim(name: str) -> int:
-    """E of a registered encoder, read from its class (nothing is loaded)."""
+def _encoder_class(name: str) -> Callable[[], TextEncoder]:
     if name not in TEXT_ENCODERS:
         raise KeyError(f"unknown text encoder {name!r}; known: {sorted(TEXT_ENCODERS)}")
-    return TEXT_ENCODERS[name].dim
+    return TEXT_ENCODERS[name]
+
+
+def text_embedding_dim(name: str) -> int:
+    """E of a registered encoder, read from its class (nothing is loaded)."""
+    return _encoder_class(name).dim
 
 
 def make_text_encoder(name: str) -> TextEncoder:
     """Build a registered text encoder; an unknown name lists the known ones."""
-    if name not in TEXT_ENCODERS:
-        raise KeyError(f"unknown text encoder {name!r}; known: {sorted(TEXT_ENCODERS)}")
-    return TEXT_ENCODERS[name]()
+    return _encoder_class(name)()
 
 
 def embed_instructions(encoder: TextEncoder, instructions: Sequence[str]) -> torch.Tensor:
