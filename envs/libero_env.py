@@ -144,6 +144,7 @@ class LiberoTaskEnv(gym.Env):
             raw, *_ = self.sim.step(SETTLE_ACTION)
         self._steps, self._succeeded = 0, False
         self._warnings_at_reset = self._warning_counts()
+        self._verify_renderers()
         return self._observe(raw), self._info(unstable=False)
 
     def _init_index(self, episode: int | None) -> int:
@@ -164,7 +165,13 @@ class LiberoTaskEnv(gym.Env):
         unstable = bool(np.any(self._warning_counts() > self._warnings_at_reset))
         terminated = self._succeeded and self.terminate_on_success
         truncated = unstable or self._steps >= self.max_episode_steps
+        if terminated or truncated:
+            self._verify_renderers()  # the episode's frames count only if the renderers are still sound
         return self._observe(raw), float(goal_reached), terminated, truncated, self._info(unstable)
+
+    def _verify_renderers(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.verify()
 
     def _warning_counts(self) -> np.ndarray:
         return np.array([self.data.warning[int(w)].number for w in INSTABILITY_WARNINGS])

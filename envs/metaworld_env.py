@@ -93,6 +93,7 @@ class MetaWorldTaskEnv(gym.Env):
             self.sim._freeze_rand_vec, self.sim.seeded_rand_vec = False, True
             self.sim.seed(int(self.np_random.integers(2**31)))
         state, _ = self.sim.reset()
+        self._verify_renderers()
         self.goal = np.asarray(self.sim._last_rand_vec).copy()
         self._steps, self._succeeded = 0, False
         self._warnings_at_reset = self._warning_counts()
@@ -108,7 +109,14 @@ class MetaWorldTaskEnv(gym.Env):
         unstable = bool(np.any(self._warning_counts() > self._warnings_at_reset))
         terminated = self._succeeded and self.terminate_on_success
         truncated = unstable or self._steps >= self.max_episode_steps
+        if terminated or truncated:
+            self._verify_renderers()  # the episode's frames count only if the renderers are still sound
         return self._observe(state), float(reward), terminated, truncated, self._info(unstable)
+
+    def _verify_renderers(self) -> None:
+        for renderer in (self._camera_renderer, self._video_renderer):
+            if renderer is not None:
+                renderer.verify()
 
     def _warning_counts(self) -> np.ndarray:
         return np.array([self.sim.data.warning[int(w)].number for w in INSTABILITY_WARNINGS])

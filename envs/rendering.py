@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from common.frames import CorruptFrameError, check_frame
+
 if TYPE_CHECKING:
     import mujoco
 
@@ -104,6 +106,12 @@ class CameraRenderer:
     The model's offscreen buffer (`model.vis.global_.offwidth/offheight`) is enlarged
     for the GL context when smaller than (width, height); the model is left as it was.
 
+    Two guards keep garbage out of data and results (`common.frames.CorruptFrameError`): every
+    frame must not be noise, and `verify()` re-renders the model's reference pose (qpos0), which
+    must give exactly the images rendered at construction. Envs call `verify()` at every reset and
+    at the end of every episode, so a renderer whose GL objects were freed fails the episode (an
+    error record) instead of writing noise or a wrong picture into a demonstration or a video.
+
     Usage (in the process that renders):
         with CameraRenderer(env.model, ["corner", "topview"], 128, 128) as renderer:
             images = renderer.render(env.data)  # {"corner": (H, W, 3) uint8, ...}
@@ -140,29 +148,66 @@ class CameraRenderer:
             flags = self._renderer.scene.flags
             flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
             flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+        # Rendering reads only the pose in MjData (positions are not recomputed) and the model's looks,
+        # which no task changes; so the reference pose renders the same frames for the renderer's life.
+        self._reference_pose = mujoco.MjData(model)
+        mujoco.mj_forward(model, self._reference_pose)
+        self._reference = self.render(self._reference_pose)
+
+    def verify(self) -> None:
+        """Raise CorruptFrameError unless the reference pose renders exactly as it did at construction."""
+        for camera, image in self.render(self._reference_pose).items():
+            if not np.array_equal(image, self._reference[camera]):
+                difference = np.abs(image.astype(np.int16) - self._reference[camera]).mean()
+                raise CorruptFrameError(f"camera {camera} no longer renders its reference frame (mean difference "
+                                        f"{difference:.1f} levels): its GL objects were freed or overwritten")
 
     def render(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
         """Render every camera at the state in `data`.
 
         Returns:
             {camera name: (H, W, 3) uint8 upright image}, in the order of `cameras`.
+
+        Raises:
+            common.frames.CorruptFrameError: a frame is noise (the GL objects behind it were freed), so
+                that garbage never becomes demonstration data, a policy input or a video frame.
         """
         images = {}
         for camera in self.cameras:
             self._renderer.update_scene(data, camera, scene_option=self._options)
             image = self._renderer.render()
+            check_frame(image, f"camera {camera}")
             images[camera] = image[::-1, ::-1].copy() if camera in self.rotated_cameras else image
         return images
 
     def close(self) -> None:
-        """Free the GL context; safe to call twice."""
-        self._renderer.close()
+        """Free the GL objects and the GL context; safe to call twice."""
+        free_renderer(self._renderer)
 
     def __enter__(self) -> CameraRenderer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def free_renderer(renderer: mujoco.Renderer) -> None:
+    """Close a `mujoco.Renderer` without touching any other renderer's GL objects.
+
+    `mujoco.Renderer.close()` (mujoco 3.3) destroys its GL context first and then frees its
+    framebuffers and textures (`mjr_freeContext`) in whatever context is current at that moment:
+    with a second renderer alive in the process, that is the other renderer's context, whose objects
+    carry the same ids, so the other renderer loses its framebuffers and renders noise from then on.
+    Here the renderer's own context is made current, its GL objects are freed in it, and only then is
+    the context destroyed.
+    """
+    gl_context = getattr(renderer, "_gl_context", None)
+    mjr_context = getattr(renderer, "_mjr_context", None)
+    if gl_context is not None and mjr_context is not None:
+        gl_context.make_current()
+        mjr_context.free()
+        renderer._mjr_context = None
+    renderer.close()  # destroys the context (and releases it if current); the GL objects are gone already
 
 
 def _make_renderer(model: mujoco.MjModel, height: int, width: int, no_msaa: bool):

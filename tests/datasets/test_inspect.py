@@ -6,14 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.datasets.conftest import write_libero_file
+import h5py
+import numpy as np
+
+from tests.datasets.conftest import write_libero_file, write_task_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def inspect(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "datasets.inspect", str(path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+def inspect(path: Path, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "datasets.inspect", str(path), *options], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_good_folder_exits_0_with_a_summary(task_folder):
@@ -50,3 +53,25 @@ def test_corrupt_file_exits_1_naming_it(task_folder):
 def test_missing_path_exits_1(tmp_path):
     result = inspect(tmp_path / "nowhere")
     assert result.returncode == 1 and "does not exist" in result.stderr
+
+
+def test_camera_frames_that_are_noise_make_the_file_invalid(image_folder):
+    """As a renderer with freed framebuffers wrote them: the first frame fine, the rest noise."""
+    folder, written = image_folder
+    path = written["open-v3"].path
+    with h5py.File(path, "r+") as file:
+        frames = file["data/demo_1/obs/corner_rgb"]
+        frames[1:] = np.random.default_rng(0).integers(0, 256, frames[1:].shape, dtype=np.uint8)
+    sampled, every = inspect(folder), inspect(folder, "--all-frames")
+    assert sampled.returncode == every.returncode == 1
+    assert f"{path}: corrupt camera frames" in sampled.stderr
+    assert "/data/demo_1/obs/corner_rgb: 2 of 3 checked frames are garbage, first at step 15: noise" in sampled.stderr
+    assert "/data/demo_1/obs/corner_rgb: 29 of 30 checked frames are garbage, first at step 1: noise" in every.stderr
+    assert "demo_0" not in sampled.stderr and "gripper_rgb" not in sampled.stderr
+    assert "1 of 2 files read; 1 error(s)" in sampled.stdout
+
+
+def test_clean_camera_frames_pass_every_frame_check(image_folder):
+    folder, _ = image_folder
+    result = inspect(folder, "--all-frames")
+    assert result.returncode == 0, result.stderr

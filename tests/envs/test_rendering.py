@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from common.frames import CorruptFrameError
 from envs.rendering import CameraRenderer, select_gl_backend, upside_down_cameras
 
 select_gl_backend()  # keeps MUJOCO_GL if set (conftest sets osmesa); must precede `import mujoco`
@@ -138,6 +139,34 @@ def test_image_larger_than_the_offscreen_buffer_leaves_the_model_unchanged(scene
     with CameraRenderer(model, ["level"], 720, 800) as renderer:
         assert renderer.render(data)["level"].shape == (720, 800, 3)
     assert (model.vis.global_.offwidth, model.vis.global_.offheight, model.vis.quality.offsamples) == before
+
+
+def test_closing_one_renderer_leaves_another_live_renderer_intact(scene):
+    """A worker evicting an idle env closes its renderer while another env's context is current."""
+    model, data = scene
+    with CameraRenderer(model, ["level"], 64, 64) as kept:
+        before = kept.render(data)["level"]
+        closed = CameraRenderer(model, ["rolled"], 64, 64)
+        closed.render(data)
+        kept.render(data)  # the kept renderer's context is the current one when the other closes
+        closed.close()
+        after = kept.render(data)["level"]
+        kept.verify()
+    np.testing.assert_array_equal(after, before)
+
+
+def test_a_renderer_whose_framebuffers_were_freed_fails_verification(scene):
+    """mujoco.Renderer.close() alone frees its GL objects in the current context: the other renderer's."""
+    model, data = scene
+    with CameraRenderer(model, ["level"], 64, 64) as victim:
+        victim.verify()
+        culprit = mujoco.Renderer(model, 64, 64)
+        culprit.update_scene(data, "rolled")
+        culprit.render()
+        victim.render(data)
+        culprit.close()
+        with pytest.raises(CorruptFrameError, match="camera level"):
+            victim.verify()
 
 
 def test_select_gl_backend_keeps_an_explicit_choice(monkeypatch):
