@@ -11,7 +11,12 @@ Files appear only when complete; re-running the same command skips finished task
 
 from __future__ import annotations
 
+from common.threads import limit_openmp_spinning
+
+limit_openmp_spinning()  # before torch is first imported: libgomp reads its settings when torch loads it
+
 import logging
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +28,7 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from common.atomic import DiskFullError, ensure_folder
 from datasets.layout import DATA, problem_info
 from datasets.writer import write_task_file
 from envs.config import EnvConfig
@@ -126,7 +132,8 @@ def finished_tasks(out_dir: Path, tasks: list[Task]) -> list[Task]:
 def collect(cfg: CollectConfig) -> dict[str, Path]:
     """Collect demonstrations for every task of the suite; returns task name -> file."""
     suite = make_suite(cfg.env)
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else Path("data") / "demos" / suite.name.replace("/", "_")
+    out_dir = ensure_folder(Path(cfg.out_dir) if cfg.out_dir else Path("data") / "demos" / suite.name.replace("/", "_"),
+                            "out_dir")
     if cfg.env.goal_set == "official" and cfg.episodes_per_task * cfg.max_attempts_factor > suite.episodes_per_task:
         log.warning("official goals: at most %d attempts per task", suite.episodes_per_task)
     done = finished_tasks(out_dir, suite.tasks)
@@ -165,7 +172,11 @@ def collect(cfg: CollectConfig) -> dict[str, Path]:
 
 @hydra.main(config_path="configs", config_name="collect", version_base="1.3")
 def main(cfg) -> None:
-    collect(OmegaConf.to_object(cfg))
+    try:
+        collect(OmegaConf.to_object(cfg))
+    except DiskFullError as error:
+        log.error("%s", error)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ finished; re-running the same command resumes.
 
 from __future__ import annotations
 
+from common.threads import limit_openmp_spinning
+
+limit_openmp_spinning()  # before torch is first imported: libgomp reads its settings when torch loads it
+
 import hashlib
 import logging
 import os
@@ -28,6 +32,7 @@ import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from common.atomic import DiskFullError, ensure_folder, write_text
 from envs.config import EnvConfig
 from envs.experts import make_expert
 from envs.results import EpisodeJournal, config_fingerprint, format_markdown, summarize, write_results
@@ -61,16 +66,29 @@ class EvalConfig:
 ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
 
 
-def make_policy(cfg: EvalConfig, suite: Suite) -> ChunkPolicy:
+@dataclass
+class PolicyUnderTest:
+    """The policy an evaluation runs, with what names it in titles and what the resume journal keys on."""
+
+    policy: ChunkPolicy
+    label: str  # short name for titles and the default out_dir: "expert", "<run>_<checkpoint>", ...
+    identity: str | dict[str, Any]  # "expert", or the weights' sha256 and where they come from
+
+
+def policy_under_test(cfg: EvalConfig, suite: Suite) -> PolicyUnderTest:
     """The scripted experts, or a trained policy from its checkpoint directory, checked against the suite."""
     if cfg.checkpoint is None:
-        return make_expert(suite.family, suite.tasks)
+        return PolicyUnderTest(make_expert(suite.family, suite.tasks), "expert", "expert")
     if not Path(cfg.checkpoint).is_dir():
         raise FileNotFoundError(f"checkpoint={cfg.checkpoint!r} is not a directory (train.py writes "
                                 "<out_dir>/checkpoints/last)")
     policy, _ = load_policy(cfg.checkpoint)
     check_policy_fits(policy.spec, suite)
-    return PolicyActor(policy, suite.tasks, device=cfg.device, seed=cfg.rollout.seed)
+    weights = Path(cfg.checkpoint) / WEIGHTS_FILE
+    identity = {"checkpoint": str(Path(cfg.checkpoint).resolve()),
+                "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    actor = PolicyActor(policy, suite.tasks, device=cfg.device, seed=cfg.rollout.seed)
+    return PolicyUnderTest(actor, checkpoint_label(cfg.checkpoint), identity)
 
 
 def check_policy_fits(spec: PolicySpec, suite: Suite) -> None:
@@ -85,10 +103,8 @@ def check_policy_fits(spec: PolicySpec, suite: Suite) -> None:
                              f"env.cameras={spec.cameras} env.image_size={shape[1]}")
 
 
-def policy_label(checkpoint: str | None) -> str:
-    """A short name for out_dir: 'expert', or the training run of a checkpoint (<run>_<checkpoint>)."""
-    if checkpoint is None:
-        return "expert"
+def checkpoint_label(checkpoint: str) -> str:
+    """A short name of a checkpoint for out_dir and titles: <training run>_<checkpoint>."""
     path = Path(checkpoint).resolve()
     return f"{path.parent.parent.name}_{path.name}"
 
@@ -99,17 +115,9 @@ def episode_requests(suite: Suite, episodes_per_task: int, done: set[tuple[str, 
             if (task.name, e) not in done]
 
 
-def policy_identity(checkpoint: str | None) -> str | dict[str, str]:
-    """What identifies the acting policy for resuming: 'expert', or the checkpoint's path and weights hash."""
-    if checkpoint is None:
-        return "expert"
-    weights = Path(checkpoint) / WEIGHTS_FILE
-    return {"checkpoint": str(Path(checkpoint).resolve()), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
-
-
-def default_out_dir(cfg: EvalConfig) -> Path:
+def default_out_dir(cfg: EvalConfig, label: str) -> Path:
     task = f"_{cfg.env.task}" if cfg.env.task else ""
-    return Path("outputs") / "eval" / f"{cfg.env.suite}{task}_{policy_label(cfg.checkpoint)}"
+    return Path("outputs") / "eval" / f"{cfg.env.suite}{task}_{label}"
 
 
 @contextmanager
@@ -124,25 +132,25 @@ def policy_threads(num_workers: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def evaluate(cfg: EvalConfig, policy: ChunkPolicy | None = None) -> dict[str, Any]:
+def evaluate(cfg: EvalConfig, under_test: PolicyUnderTest | None = None) -> dict[str, Any]:
     """Run (or resume) an evaluation and write its result files; returns results.json's content.
 
-    `policy` replaces the one `cfg.checkpoint` names (train.py passes the policy it is training).
+    `under_test` replaces the policy `cfg.checkpoint` names (train.py passes the weights it is training).
     """
     suite = make_suite(cfg.env)
     episodes = cfg.episodes_per_task or suite.episodes_per_task
     if suite.goals is not None and episodes > suite.episodes_per_task:
         raise ValueError(f"episodes_per_task={episodes} but {suite.name} has {suite.episodes_per_task} "
                          "fixed goal variations per task; use env.goal_set=random for more")
-    policy = policy or make_policy(cfg, suite)
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else default_out_dir(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    under_test = under_test or policy_under_test(cfg, suite)
+    policy = under_test.policy
+    out_dir = ensure_folder(Path(cfg.out_dir) if cfg.out_dir else default_out_dir(cfg, under_test.label), "out_dir")
     identity = {"suite": suite.name, "tasks": [t.to_dict() for t in suite.tasks], "env": OmegaConf.to_container(
-        OmegaConf.structured(cfg.env)), "policy": policy_identity(cfg.checkpoint),
+        OmegaConf.structured(cfg.env)), "policy": under_test.identity,
         "n_obs_steps": policy.n_obs_steps, "n_action_steps": policy.n_action_steps, "seed": cfg.rollout.seed}
-    title = f"{suite.name}: {policy_label(cfg.checkpoint)}"
+    title = f"{suite.name}: {under_test.label}"
     with EpisodeJournal.open(out_dir / "episodes.jsonl", config_fingerprint(identity)) as journal:
+        write_text(out_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))  # the journal accepted it
         requests = episode_requests(suite, episodes, journal.done_keys())
         if len(requests) < episodes * len(suite.tasks):
             log.info("resuming: %d of %d episodes already in %s", episodes * len(suite.tasks) - len(requests),
@@ -159,10 +167,15 @@ def evaluate(cfg: EvalConfig, policy: ChunkPolicy | None = None) -> dict[str, An
             summary = summarize(records, suite.tasks)
             metadata = run_metadata(suite.protocol() | {"episodes_per_task": episodes}, cfg.rollout.seed,
                                     complete=complete, identity=identity)
-            write_results(out_dir, summary, metadata, title)
+            try:
+                write_results(out_dir, summary, metadata, title)
+            except DiskFullError as error:
+                if complete:
+                    raise
+                log.error("%s", error)  # the error that stopped the run is raised; the journal holds every episode
             if not complete:
-                log.warning("interrupted: %d episodes are saved in %s; re-run the same command to resume",
-                            len(records), out_dir)
+                log.warning("stopped: %d episodes are saved in %s; re-run the same command to resume",
+                            len(records), journal.path)
     print(format_markdown(summary, title))
     print(f"\nresults: {out_dir / 'results.json'}  videos: {out_dir / 'videos'}")
     return {"metadata": metadata, **summary}
@@ -179,6 +192,9 @@ def main(cfg) -> None:
         evaluate(OmegaConf.to_object(cfg))
     except KeyboardInterrupt:
         sys.exit(130)
+    except DiskFullError as error:
+        log.error("%s", error)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

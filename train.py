@@ -14,6 +14,10 @@ Missing Meta-World demonstrations are collected first with the scripted experts 
 
 from __future__ import annotations
 
+from common.threads import limit_openmp_spinning
+
+limit_openmp_spinning()  # before torch is first imported: libgomp reads its settings when torch loads it
+
 import dataclasses
 import logging
 import signal
@@ -27,6 +31,8 @@ import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from common.atomic import DiskFullError, ensure_folder, write_text
+
 from collect import CollectConfig, collect, task_file
 from datasets.config import DatasetConfig
 from datasets.sampling import task_balanced_sampler
@@ -35,13 +41,14 @@ from datasets.statistics import load_or_compute_statistics
 from envs.config import EnvConfig
 from envs.rollout import RolloutConfig
 from envs.suites import Suite, make_suite
-from eval import EvalConfig, check_policy_fits, evaluate, raise_keyboard_interrupt
+from eval import EvalConfig, PolicyUnderTest, check_policy_fits, evaluate, raise_keyboard_interrupt
 from policies.acting import PolicyActor
 from policies.base import MultitaskPolicy
+from policies.checkpoint import weights_sha256
 from policies.registry import make_policy, register_builtin_policies
 from policies.spec import PolicySpec
 from policies.text_encoder import embed_instructions, make_text_encoder
-from trainer import Trainer, TrainerConfig, init_distributed
+from trainer import Trainer, TrainerConfig, init_distributed, wait_for_main_process
 
 log = logging.getLogger("train")
 
@@ -62,6 +69,16 @@ class TrainConfig:
     final_eval_episodes_per_task: int | None = None  # None: the official protocol
     out_dir: str | None = None  # None: outputs/train/<name>
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0 (0: no evaluation during training), got {self.eval_every}")
+        for name in ("eval_episodes_per_task", "collect_episodes_per_task"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.final_eval_episodes_per_task is not None and self.final_eval_episodes_per_task < 1:
+            raise ValueError(f"final_eval_episodes_per_task must be >= 1 or null (the official protocol), got "
+                             f"{self.final_eval_episodes_per_task}")
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
@@ -104,32 +121,37 @@ def build_policy(cfg: TrainConfig, suite: Suite, dataset: MultitaskSequenceDatas
 
 
 def evaluation(cfg: TrainConfig, trainer: Trainer, out_dir: Path, episodes: int | None, videos: int) -> dict:
-    """Evaluate the trainer's acting weights (EMA) with the rollout engine; returns results.json's content."""
-    eval_cfg = EvalConfig(env=cfg.env, checkpoint=str(trainer.checkpoint_dir / "last"), device=cfg.trainer.device,
+    """Evaluate the trainer's acting weights (EMA) as they are in memory; returns results.json's content.
+    The results record the sha256 of exactly these weights (that of checkpoints/step_<N> when one is saved)."""
+    state = trainer.acting_state_dict()
+    actor = PolicyActor(trainer.acting_policy(state), trainer.policy.spec.tasks, cfg.trainer.device,
+                        cfg.rollout.seed)
+    identity = {"training_run": str(trainer.out_dir.resolve()), "step": trainer.step, "sha256": weights_sha256(state)}
+    eval_cfg = EvalConfig(env=cfg.env, device=cfg.trainer.device,
                           rollout=dataclasses.replace(cfg.rollout, videos_per_task=videos),
                           episodes_per_task=episodes, out_dir=str(out_dir), progress=cfg.progress)
-    actor = PolicyActor(trainer.acting_policy(), trainer.policy.spec.tasks, cfg.trainer.device, cfg.rollout.seed)
-    return evaluate(eval_cfg, actor)
+    return evaluate(eval_cfg, PolicyUnderTest(actor, f"{cfg.name}_step_{trainer.step:07d}", identity))
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Collect (if needed), train and evaluate; returns {"step", "checkpoint", "final_eval" (or None)}."""
     suite = make_suite(cfg.env)
     out_dir = Path(cfg.out_dir or Path("outputs") / "train" / cfg.name)
-    rank, _, world_size = init_distributed(cfg.trainer.device)
+    rank, _, world_size = init_distributed(cfg.trainer.device, cfg.trainer.distributed_timeout_s,
+                                           cfg.trainer.main_process_timeout_s)
     if rank == 0:
+        ensure_folder(out_dir, "out_dir")
         ensure_demonstrations(cfg, suite)
-    if world_size > 1:
-        torch.distributed.barrier()  # the other processes read the files rank 0 collected
+    wait_for_main_process()  # the other processes read the files rank 0 collected
     dataset = MultitaskSequenceDataset(dataclasses.replace(cfg.dataset, task_names=[t.name for t in suite.tasks]))
     policy = build_policy(cfg, suite, dataset)
     sample_weights = task_balanced_sampler(dataset).weights if cfg.dataset.task_balanced else None
     trainer = Trainer(cfg.trainer, policy, dataset, out_dir, sample_weights,
                       metadata={"suite": suite.name, "run": cfg.name, "dataset": str(dataset.root)},
                       progress=cfg.progress)
+    trainer.resume()  # refuses a run of another policy in out_dir before its config.yaml is touched
     if trainer.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        write_text(out_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
 
     def periodic_eval(step: int, trainer: Trainer) -> dict[str, float]:
         if step == cfg.trainer.num_steps and cfg.final_eval:
@@ -154,6 +176,9 @@ def main(cfg) -> None:
         train(OmegaConf.to_object(cfg))
     except KeyboardInterrupt:
         sys.exit(130)
+    except DiskFullError as error:
+        log.error("%s", error)
+        sys.exit(1)
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

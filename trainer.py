@@ -15,6 +15,7 @@ DistributedDataParallel (NCCL on GPUs, gloo on CPUs); rank 0 alone writes files.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +38,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from common.atomic import DiskFullError, atomic_directory, recover_directory
+from common.threads import training_threads
 from policies.acting import select_device
 from policies.base import MultitaskPolicy
-from policies.checkpoint import CheckpointError, read_checkpoint_record, replace_directory, save_policy
+from policies.checkpoint import CheckpointError, read_checkpoint_record, save_policy, write_policy_files
 from policies.registry import make_policy
 from schema import TASK_INDEX
 
@@ -75,14 +79,23 @@ class TrainerConfig:
     mixed_precision: str = "auto"  # auto (bf16 autocast on CUDA only), bf16 (also on CPU), no
     compile: bool = False  # torch.compile the policy (needs a C++ compiler; pays off on GPUs)
     dataloader_workers: int = 0  # 0: load batches in the training process (best for state-only data)
+    num_threads: int = 0  # torch threads per process; 0: the cores free when training starts (common.threads)
     log_every: int = 100  # steps between TensorBoard points and progress-bar updates
     checkpoint_every: int = 5_000  # steps between checkpoints; one is always written at the end
+    distributed_timeout_s: float = 600.0  # DDP: how long a training step's collective may wait for a rank
+    main_process_timeout_s: float = 86_400.0  # DDP: how long the other ranks wait for rank 0's evaluations
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
-        if self.num_steps < 1 or self.batch_size < 1:
-            raise ValueError(f"num_steps and batch_size must be >= 1, got {self.num_steps} and {self.batch_size}")
+        for name in ("num_steps", "batch_size", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_threads", "dataloader_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"trainer.{name} must be >= 0, got {getattr(self, name)}")
+        if self.distributed_timeout_s <= 0 or self.main_process_timeout_s <= 0:
+            raise ValueError("trainer.distributed_timeout_s and trainer.main_process_timeout_s must be > 0")
 
 
 class StepBatchSampler(Sampler[list[int]]):
@@ -133,12 +146,30 @@ def distributed_context() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def init_distributed(device: str) -> tuple[int, int, int]:
-    """Join torchrun's process group once (NCCL for CUDA devices, else gloo); returns distributed_context()."""
+_MAIN_PROCESS_GROUP: dist.ProcessGroup | None = None  # gloo, with a long timeout: see wait_for_main_process
+
+
+def init_distributed(device: str, timeout_s: float = 600.0, main_process_timeout_s: float = 86_400.0
+                     ) -> tuple[int, int, int]:
+    """Join torchrun's process group once (NCCL for CUDA devices, else gloo); returns distributed_context().
+
+    Collectives of training steps wait at most `timeout_s` for a rank. Waiting for rank 0's own work
+    (collecting demonstrations, evaluating) goes through a second, gloo group whose timeout is
+    `main_process_timeout_s`: a long evaluation must not trip NCCL's watchdog on the waiting ranks.
+    """
+    global _MAIN_PROCESS_GROUP
     rank, local_rank, world_size = distributed_context()
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if select_device(device).type == "cuda" else "gloo")
+        backend = "nccl" if select_device(device).type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+        _MAIN_PROCESS_GROUP = dist.new_group(backend="gloo", timeout=timedelta(seconds=main_process_timeout_s))
     return rank, local_rank, world_size
+
+
+def wait_for_main_process() -> None:
+    """Every rank waits here until rank 0 arrives (after its evaluations or collection); no-op alone."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier(group=_MAIN_PROCESS_GROUP)
 
 
 class Trainer:
@@ -150,7 +181,8 @@ class Trainer:
         self.config, self.dataset, self.out_dir = config, dataset, Path(out_dir)
         self.progress = progress
         self.metadata = metadata or {}
-        self.rank, local_rank, self.world_size = init_distributed(config.device)
+        self.rank, local_rank, self.world_size = init_distributed(config.device, config.distributed_timeout_s,
+                                                                  config.main_process_timeout_s)
         device = select_device(config.device)
         if device.type == "cuda" and self.world_size > 1:
             device = torch.device("cuda", local_rank)
@@ -165,6 +197,8 @@ class Trainer:
         self.ema = (EMAModel(policy.parameters(), decay=config.ema.max_decay, use_ema_warmup=True,
                              power=config.ema.power) if config.ema.enabled else None)
         self.step = 0
+        self.saved_step: int | None = None  # step of the training state in checkpoints/last (None: none yet)
+        self._resumed: bool | None = None  # resume() has run (and whether it restored a run)
         self.callbacks: list[tuple[int, Callable[[int, "Trainer"], dict[str, float] | None]]] = []
         self.writer: SummaryWriter | None = None
 
@@ -177,7 +211,8 @@ class Trainer:
         return self.out_dir / "checkpoints"
 
     def add_callback(self, every: int, fn: Callable[[int, "Trainer"], dict[str, float] | None]) -> None:
-        """Call fn(step, trainer) on rank 0 every `every` steps and at the end; returned scalars are logged."""
+        """Call fn(step, trainer) on rank 0 every `every` steps and at the end; returned scalars are logged.
+        A callback that raises stops training, after a checkpoint of the step is saved."""
         if every > 0:
             self.callbacks.append((every, fn))
 
@@ -198,33 +233,66 @@ class Trainer:
         self.ema.restore(parameters)
         return state
 
-    def acting_policy(self) -> MultitaskPolicy:
-        """A copy of the policy carrying the acting weights, in eval mode (for evaluation during training)."""
+    def acting_policy(self, state: dict[str, torch.Tensor] | None = None) -> MultitaskPolicy:
+        """A copy of the policy carrying the acting weights (or `state`), in eval mode, for evaluation."""
         policy = make_policy(self.policy.config, self.policy.spec)
-        policy.load_state_dict(self.acting_state_dict())
+        policy.load_state_dict(self.acting_state_dict() if state is None else state)
         return policy.to(self.device).eval()
 
     # ---- checkpoints -------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
-        """checkpoints/last (acting weights, config and training state) and checkpoints/step_<N> (acting only)."""
+        """checkpoints/last (acting weights, config and training state) and checkpoints/step_<N> (acting only).
+
+        Raises:
+            DiskFullError: saying which checkpoint is the last good one (checkpoints/last is never half written).
+        """
         metadata = self.metadata | {"step": self.step, "num_steps": self.config.num_steps}
         acting = self.acting_state_dict()
-        last = save_policy(self.checkpoint_dir / ".last.staging", self.policy, acting, metadata)
         state = {"step": self.step, "model": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "lr_scheduler": self.lr_scheduler.state_dict(), "rng_cpu": torch.get_rng_state(),
                  "ema": self.ema.state_dict() if self.ema is not None else {}}
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
-        torch.save(state, last / TRAINING_STATE_FILE)
-        save_policy(self.checkpoint_dir / f"step_{self.step:07d}", self.policy, acting, metadata)
-        replace_directory(last, self.checkpoint_dir / "last")
-        return self.checkpoint_dir / "last"
+        buffer = io.BytesIO()  # torch.save's own file errors hide the errno ("basic_ios::clear")
+        torch.save(state, buffer)
+        last = self.checkpoint_dir / "last"
+        try:
+            with atomic_directory(last) as tmp:
+                write_policy_files(tmp, self.policy, acting, metadata)
+                (tmp / TRAINING_STATE_FILE).write_bytes(buffer.getvalue())
+            self.saved_step = self.step
+            save_policy(self.checkpoint_dir / f"step_{self.step:07d}", self.policy, acting, metadata)
+        except DiskFullError as error:
+            good = f"{last} (step {self.saved_step})" if self.saved_step is not None else "none: no step was saved"
+            raise DiskFullError(error.errno, f"{error.strerror} while saving the checkpoint of step {self.step}; "
+                                             f"the last good checkpoint is {good}") from error
+        return last
 
-    def try_resume(self) -> bool:
-        """Restore everything from checkpoints/last if it exists; True if resumed."""
+    def resume(self) -> bool:
+        """Seed, then restore everything from checkpoints/last if it exists; True if a run was resumed.
+
+        Runs once (`fit` calls it too). A checkpoints/last that a kill left half replaced is repaired first.
+        Raises CheckpointError rather than start again from step 0 over a run's earlier checkpoints.
+        """
+        if self._resumed is None:
+            torch.manual_seed(self.config.seed + self.rank)
+            if self.is_main:
+                repaired = recover_directory(self.checkpoint_dir / "last")
+                if repaired:
+                    log.warning("%s", repaired)
+            wait_for_main_process()
+            self._resumed = self._load_last()
+        return self._resumed
+
+    def _load_last(self) -> bool:
         path = self.checkpoint_dir / "last" / TRAINING_STATE_FILE
         if not path.exists():
+            earlier = sorted(p.name for p in self.checkpoint_dir.glob("*") if not p.name.startswith("."))
+            if earlier:
+                raise CheckpointError(f"{self.checkpoint_dir} holds {earlier} but no training state to resume "
+                                      f"from ({path} is missing); starting again from step 0 would overwrite "
+                                      "them: use another out_dir, or delete the folder to start over")
             return False
         record = read_checkpoint_record(path.parent)
         if record["config"] != asdict(self.policy.config) or record["spec"] != self.policy.spec.to_dict():
@@ -247,7 +315,7 @@ class Trainer:
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
-        self.step = int(state["step"])
+        self.step = self.saved_step = int(state["step"])
         log.info("resumed from %s at step %d", path.parent, self.step)
         return True
 
@@ -307,9 +375,11 @@ class Trainer:
         return {"loss": loss.item(), "grad_norm": grad_norm.item()}
 
     def fit(self) -> int:
-        """Train to `num_steps` (resuming if possible); saves a checkpoint on the way out, also on Ctrl-C."""
-        torch.manual_seed(self.config.seed + self.rank)
-        self.try_resume()
+        """Train to `num_steps` (resuming if possible). Whatever stops it (Ctrl-C, SIGTERM, an error, a
+        failing callback) saves a checkpoint of the last complete step first, unless the disk is full."""
+        self.resume()
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", self.world_size))
+        torch.set_num_threads(max(1, training_threads(self.config.num_threads) // local_processes))
         if self.is_main:
             self.writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step)
         model = self._model()
@@ -332,10 +402,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{scalars['loss']:.4f}", refresh=False)
                     window, started, samples = [], time.perf_counter(), 0
                 self._after_step(model)
-        except KeyboardInterrupt:
-            if self.is_main and self.step > 0:
-                log.warning("interrupted at step %d; checkpoint saved in %s, re-run to resume", self.step,
-                            self.save_checkpoint())
+        except BaseException as error:
+            self._save_on_the_way_out(error)
             raise
         finally:
             bar.close()
@@ -343,18 +411,28 @@ class Trainer:
                 self.writer.close()
         return self.step
 
+    def _save_on_the_way_out(self, error: BaseException) -> None:
+        if not self.is_main or self.step == 0 or self.step == self.saved_step or isinstance(error, DiskFullError):
+            return
+        why = "interrupted" if isinstance(error, KeyboardInterrupt) else f"stopped by {type(error).__name__}"
+        try:
+            log.warning("%s at step %d; checkpoint saved in %s, re-run to resume", why, self.step,
+                        self.save_checkpoint())
+        except Exception:  # noqa: BLE001  the error that stopped training is the one to raise
+            log.exception("%s at step %d, and the checkpoint could not be saved", why, self.step)
+
     def _after_step(self, model: torch.nn.Module) -> None:
         final = self.step == self.config.num_steps
         checkpointing = final or self.step % self.config.checkpoint_every == 0
-        if self.is_main and checkpointing:
-            self.save_checkpoint()
+        due = [fn for every, fn in self.callbacks if final or self.step % every == 0]
         if self.is_main:
-            for every, fn in self.callbacks:
-                if final or self.step % every == 0:
-                    self._log("eval", fn(self.step, self) or {})
-                    model.train()
-        if self.world_size > 1 and checkpointing:
-            dist.barrier()
+            if checkpointing:
+                self.save_checkpoint()
+            for fn in due:
+                self._log("eval", fn(self.step, self) or {})
+                model.train()
+        if checkpointing or due:
+            wait_for_main_process()  # the other ranks wait on gloo, with no training collective pending
 
     def _log(self, prefix: str, scalars: dict[str, float]) -> None:
         if self.writer is None:

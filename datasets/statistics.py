@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from common.atomic import write_text
 from datasets.sequence_dataset import MultitaskSequenceDataset
 from schema import ACTION, OBS_STATE
 
@@ -77,10 +77,8 @@ def _write_cache(path: Path, stats: dict[str, dict[str, np.ndarray]]) -> None:
     """Write atomically; a read-only data folder only costs a recomputation next time."""
     record = {"format_version": FORMAT_VERSION,
               "stats": {key: {name: array.tolist() for name, array in values.items()} for key, values in stats.items()}}
-    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        partial.write_text(json.dumps(record, indent=1) + "\n")
-        os.replace(partial, path)
+        write_text(path, json.dumps(record, indent=1) + "\n")
         logger.info("statistics cached in %s", path)
     except OSError as error:
         logger.warning("could not cache statistics in %s (%s)", path, error)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from common.atomic import atomic_path
 from datasets import layout
 from schema import OBS_RGB_PREFIX, OBS_STATE
 
@@ -37,7 +37,8 @@ def _attr(value: Any) -> Any:
 
 def write_task_file(path: Path, episodes: Sequence[dict[str, np.ndarray]], attrs: dict[str, Any],
                     state_layout: Sequence[tuple[str, int | None]] = DEFAULT_STATE_LAYOUT) -> Path:
-    """Write one task's episodes to `path`, first under a temporary name, renamed when complete.
+    """Write one task's episodes to `path`, first under a temporary name, renamed when complete
+    (`common.atomic.atomic_path`; a full disk raises DiskFullError naming the file).
 
     Args:
         episodes: per episode, ``actions`` (T, Da), ``rewards`` (T,), ``dones`` (T,) and observation
@@ -49,9 +50,7 @@ def write_task_file(path: Path, episodes: Sequence[dict[str, np.ndarray]], attrs
     if not episodes:
         raise ValueError(f"no episodes to write to {path}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as file:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
         data = file.create_group(layout.DATA)
         for key, value in attrs.items():
             data.attrs[key] = _attr(value)
@@ -60,7 +59,6 @@ def write_task_file(path: Path, episodes: Sequence[dict[str, np.ndarray]], attrs
         data.attrs["total"] = int(sum(len(e["actions"]) for e in episodes))
         for index, episode in enumerate(episodes):
             _write_demo(data.create_group(layout.demo_name(index)), episode, state_layout)
-    os.replace(tmp, path)
     return path
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 GOALS_PER_TASK = 50
@@ -89,8 +91,6 @@ def official_goals(benchmark: str, tasks: list[str], seed: int = DEFAULT_GOAL_SE
         computed = compute_goals(benchmark, missing, seed)
         found.update(computed)
         cached.update({_key(benchmark, t, seed): v for t, v in computed.items()})
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(".tmp.npz")
-        np.savez(tmp, **cached)
-        os.replace(tmp, cache_path)
+        with atomic_path(cache_path) as tmp:
+            np.savez(tmp, **cached)
     return {task: found[task] for task in tasks}

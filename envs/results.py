@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, TextIO
 import numpy as np
 from scipy import stats
 
+from common.atomic import disk_full_error, is_disk_full, write_text
 from schema import Task
 
 logger = logging.getLogger(__name__)
@@ -212,31 +212,14 @@ def format_markdown(summary: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it over ``path``.
-
-    A reader never sees a half-written file, even if the run is killed mid-write.
-    """
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def write_results(out_dir: Path, summary: dict[str, Any], metadata: dict[str, Any],
                   title: str) -> tuple[Path, Path]:
     """Write ``results.json`` (metadata plus summary) and ``results.md``; returns both paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "results.json", out_dir / "results.md"
-    _write_atomic(json_path, json.dumps({"metadata": metadata, **summary}, indent=2) + "\n")
-    _write_atomic(md_path, format_markdown(summary, title))
+    write_text(json_path, json.dumps({"metadata": metadata, **summary}, indent=2) + "\n")
+    write_text(md_path, format_markdown(summary, title))
     logger.info("wrote %s and %s", json_path, md_path)
     return json_path, md_path
 
@@ -294,11 +277,32 @@ class EpisodeJournal:
         return list(self._records)
 
     def append(self, record: EpisodeRecord) -> None:
-        """Write one record and force it to disk, so a kill loses at most the episode in flight."""
-        self._file.write(json.dumps(record.to_dict()) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        """Write one record and force it to disk, so a kill loses at most the episode in flight.
+
+        Raises:
+            DiskFullError: the disk is full; the file is cut back to its last complete record.
+        """
+        end = self._file.tell()
+        try:
+            self._file.write(json.dumps(record.to_dict()) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as error:
+            self._file = self._reopen_at(end)
+            if is_disk_full(error):
+                raise disk_full_error(self.path, error) from error
+            raise
         self._records.append(record)
+
+    def _reopen_at(self, size: int) -> TextIO:
+        """Drop a record that was written only in part, and reopen for appending."""
+        try:
+            self._file.close()
+        except OSError:  # flushing the buffered rest fails the same way; it is cut off below anyway
+            pass
+        with self.path.open("r+b") as file:
+            file.truncate(size)
+        return self.path.open("a", encoding="utf-8")
 
     def done_keys(self) -> set[tuple[str, int]]:
         """(task, episode) of the episodes not to run again; ``error`` episodes are retried."""

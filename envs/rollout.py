@@ -261,14 +261,19 @@ class RolloutEngine:
         waiting = [run.workers[w] for w, groups in run.inflight.items() if groups]
         ready = wait([worker.conn for worker in waiting], timeout=timeout)
         for worker in waiting:
-            try:
+            answers: list[list[SlotUpdate]] = []
+            died = False
+            try:  # only the pipe: an error while recording an answer (a full disk) is not a dead worker
                 while worker.conn in ready and run.inflight[worker.id] and worker.conn.poll():
-                    updates: list[SlotUpdate] = worker.conn.recv()
+                    answers.append(worker.conn.recv())
                     del run.busy[worker.id, run.inflight[worker.id].popleft()]  # answers come in send order
-                    by_index = {s.index: s for s in run.slots if s.worker == worker.id}
-                    for update in updates:
-                        self._apply(by_index[update.slot], update, run)
             except (EOFError, OSError):
+                died = True
+            by_index = {s.index: s for s in run.slots if s.worker == worker.id}
+            for updates in answers:
+                for update in updates:
+                    self._apply(by_index[update.slot], update, run)
+            if died:
                 worker.process.join(1.0)
                 self._replace(run, worker, f"worker process died (exit code {worker.process.exitcode})")
                 continue

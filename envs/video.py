@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import imageio.v2 as imageio
+import imageio_ffmpeg
 import numpy as np
+
+from common.atomic import atomic_path
 
 
 def _pad_to_even(frames: np.ndarray) -> np.ndarray:
@@ -23,39 +27,48 @@ def _pad_to_even(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
+class VideoWriteError(RuntimeError):
+    """ffmpeg could not encode a video (it exited with an error); no file is left under the video's name."""
+
+
+def ffmpeg_command(path: Path, height: int, width: int, fps: int) -> list[str]:
+    """Raw RGB frames on stdin -> H.264 / yuv420p mp4 at `path`, index first for browsers (+faststart)."""
+    return [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-an", "-vcodec", "libx264",
+            "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path)]
+
+
 def write_mp4(path: Path, frames: Sequence[np.ndarray] | np.ndarray, fps: int = 30) -> Path:
     """Encode frames (N, H, W, 3) uint8 as H.264 / yuv420p mp4 at `path`; returns `path`.
 
     An odd H or W is padded to even by one repeated edge pixel, so the video is
-    (H + H % 2, W + W % 2). Parent folders are created. The file is encoded under a
-    temporary name in the same folder and renamed at the end, so a killed run never
-    leaves a half-written file under the final name. `+faststart` puts the index first,
-    so browsers start playing before the whole file has arrived.
+    (H + H % 2, W + W % 2). Parent folders are created. ffmpeg encodes under a temporary
+    name (`common.atomic.atomic_path`) that is renamed only when ffmpeg reports success: its
+    exit status is checked (imageio's writer ignores it and would keep a truncated file).
 
     Raises:
         ValueError: no frames, or not (N, H, W, 3) uint8.
+        VideoWriteError: ffmpeg failed; the message holds what it printed.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected frames (N>0, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
     frames = _pad_to_even(frames)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.mp4")  # ffmpeg picks the muxer by suffix
-    try:
-        writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", pixelformat="yuv420p",
-                                    macro_block_size=1, ffmpeg_log_level="error",
-                                    output_params=["-movflags", "+faststart"])
+    with atomic_path(path) as tmp, tempfile.TemporaryFile() as messages:
+        command = ffmpeg_command(tmp, frames.shape[1], frames.shape[2], fps)
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=messages)
         try:
             for frame in frames:
-                writer.append_data(frame)
+                process.stdin.write(np.ascontiguousarray(frame).data)
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # ffmpeg stopped reading: its exit status and messages say why
         finally:
-            # Not `with`: imageio's writer skips close() on error, and the ffmpeg process would
-            # then write the temporary file after it was removed below.
-            writer.close()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+            if process.wait() != 0:
+                messages.seek(0)
+                said = messages.read().decode(errors="replace").strip()[-2000:]
+                raise VideoWriteError(f"ffmpeg could not write {path} (exit status {process.returncode}): {said}")
     return path
 
 

@@ -12,9 +12,8 @@ A checkpoint directory holds
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,9 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from common.atomic import atomic_directory
 from policies.base import MultitaskPolicy
 from policies.registry import config_class, make_policy
 from policies.spec import PolicySpec
@@ -37,32 +37,32 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, corrupt or of an unknown format."""
 
 
+def weights_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    """The content of ``model.safetensors`` for a state dict."""
+    return save({k: v.detach().cpu().contiguous() for k, v in state.items()})
+
+
+def weights_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of the ``model.safetensors`` these weights make: the hash of the file once saved."""
+    return hashlib.sha256(weights_bytes(state)).hexdigest()
+
+
+def write_policy_files(directory: Path, policy: MultitaskPolicy, weights: dict[str, torch.Tensor],
+                       metadata: dict[str, Any]) -> None:
+    """``model.safetensors`` and ``config.json`` into an existing folder (plain writes: the caller's
+    folder is the temporary one of `common.atomic.atomic_directory`)."""
+    (directory / WEIGHTS_FILE).write_bytes(weights_bytes(weights))
+    record = {"format_version": FORMAT_VERSION, "policy": policy.config.name, "config": asdict(policy.config),
+              "spec": policy.spec.to_dict(), "metadata": metadata}
+    (directory / CONFIG_FILE).write_text(json.dumps(record, indent=1) + "\n")
+
+
 def save_policy(directory: str | Path, policy: MultitaskPolicy, weights: dict[str, torch.Tensor] | None = None,
                 metadata: dict[str, Any] | None = None) -> Path:
     """Write `policy` (or `weights` in its layout) to `directory`, atomically; returns the directory."""
-    directory = Path(directory)
-    partial = directory.with_name(f".{directory.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    state = weights if weights is not None else policy.state_dict()
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(partial / WEIGHTS_FILE))
-    record = {"format_version": FORMAT_VERSION, "policy": policy.config.name, "config": asdict(policy.config),
-              "spec": policy.spec.to_dict(), "metadata": metadata or {}}
-    (partial / CONFIG_FILE).write_text(json.dumps(record, indent=1) + "\n")
-    replace_directory(partial, directory)
-    return directory
-
-
-def replace_directory(source: Path, target: Path) -> None:
-    """Move `source` to `target`, replacing an older `target` only once `source` is complete."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(source, target)
-        shutil.rmtree(old)
-    else:
-        os.replace(source, target)
+    with atomic_directory(directory) as tmp:
+        write_policy_files(tmp, policy, policy.state_dict() if weights is None else weights, metadata or {})
+    return Path(directory)
 
 
 def read_checkpoint_record(directory: str | Path) -> dict[str, Any]:

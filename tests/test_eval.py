@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from common.atomic import DiskFullError
 from envs.config import EnvConfig, FaultConfig
 from envs.rollout import RolloutConfig
 from envs.video import read_mp4
 from eval import EvalConfig, evaluate
+from tests.envs.test_video import FAILING_FFMPEG
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,10 +83,58 @@ def test_a_crashing_worker_costs_one_episode_not_the_run(tmp_path, kind, envs_pe
     assert len(_journal(tmp_path)) == 5
 
 
-def test_resume_refuses_a_different_configuration(tmp_path):
+def test_resume_refuses_a_different_configuration_and_keeps_the_run_config(tmp_path):
     evaluate(_config(tmp_path, episodes=1))
+    config = (tmp_path / "config.yaml").read_text()
     with pytest.raises(ValueError, match="out_dir"):
         evaluate(_config(tmp_path, task="push-v3", episodes=1))
+    assert (tmp_path / "config.yaml").read_text() == config  # still the run's own, not the refused one
+
+
+def test_an_out_dir_that_is_a_file_is_named_as_such(tmp_path):
+    (tmp_path / "results").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match=f"out_dir={tmp_path / 'results' / 'run'} cannot be a folder: "
+                                                 f"{tmp_path / 'results'} is a file"):
+        evaluate(_config(tmp_path / "results" / "run", episodes=1))
+
+
+def test_a_full_disk_stops_the_run_cleanly_with_a_consistent_journal(tmp_path, monkeypatch, caplog):
+    """The journal's third record meets a full disk: the run stops saying so, no worker is blamed, and
+    the journal keeps exactly the two complete records, so re-running resumes from there."""
+    real_fsync, calls = os.fsync, []
+
+    def fsync(descriptor: int) -> None:
+        if os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}")) == "episodes.jsonl":
+            calls.append(descriptor)
+            if len(calls) >= 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(DiskFullError, match=f"disk full: cannot write {tmp_path / 'episodes.jsonl'}"):
+        evaluate(_config(tmp_path, episodes=4))
+    assert len(_journal(tmp_path)) == 2  # every line whole: the third record was cut back, not left half
+    assert "worker" not in caplog.text  # no worker was declared dead or replaced
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert evaluate(_config(tmp_path, episodes=4))["tasks"]["reach-v3"]["episodes"] == 4
+    assert len(_journal(tmp_path)) == 4  # two resumed, two new: nothing counted twice
+
+
+def test_an_episode_whose_video_cannot_be_written_is_an_error_and_runs_again(tmp_path, monkeypatch):
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(FAILING_FFMPEG)
+    fake.chmod(0o755)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))  # inherited by the worker processes
+    cfg = _config(tmp_path / "run", episodes=2)
+    cfg.rollout.videos_per_task = 1
+    first = evaluate(cfg)["tasks"]["reach-v3"]
+    assert (first["episodes"], first["errors"]) == (1, 1)
+    assert "VideoWriteError" in first["error_messages"][0] and "No space left on device" in first["error_messages"][0]
+    assert not list((tmp_path / "run" / "videos").glob("*.mp4"))
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE")
+    second = evaluate(cfg)["tasks"]["reach-v3"]
+    assert (second["episodes"], second["errors"]) == (2, 0)
+    assert len(list((tmp_path / "run" / "videos").glob("reach-v3_ep000_*.mp4"))) == 1
 
 
 def test_interrupted_run_keeps_finished_episodes_and_resumes(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from omegaconf import OmegaConf
 from eval import EvalConfig, evaluate
 from envs.config import EnvConfig
 from envs.rollout import RolloutConfig
-from policies.checkpoint import load_policy
+from policies.checkpoint import CheckpointError, load_policy
 from policies.diffusion import DiffusionConfig
 from train import TrainConfig, train
 
@@ -39,6 +40,17 @@ def test_default_is_the_mt10_state_quickstart_with_the_diffusion_policy():
     assert isinstance(cfg.policy, DiffusionConfig) and cfg.policy.denoiser == "unet"
 
 
+@pytest.mark.parametrize("override, message", [
+    ("trainer.checkpoint_every=0", "trainer.checkpoint_every must be >= 1"),
+    ("trainer.log_every=0", "trainer.log_every must be >= 1"),
+    ("eval_every=-5", "eval_every must be >= 0"),
+    ("eval_episodes_per_task=0", "eval_episodes_per_task must be >= 1"),
+])
+def test_step_counts_that_cannot_work_fail_at_composition(override, message):
+    with pytest.raises(Exception, match=message):
+        compose_train([override])
+
+
 def test_wrong_policy_names_fail_with_the_known_ones():
     with pytest.raises(Exception, match="diffusion"):
         compose_train(["policy=difusion"])
@@ -49,7 +61,7 @@ def test_collect_train_evaluate_and_resume_in_process(tmp_path):
         "env=metaworld_mt1", "env.task=reach-v3", f"dataset.path={tmp_path / 'demos'}", "collect_episodes_per_task=3",
         f"out_dir={tmp_path / 'run'}", "progress=false", "policy.unet.down_dims=[16,32]",
         "policy.obs_encoder.state_hidden_dim=32", "policy.conditioning.text=false", "trainer.num_steps=6",
-        "trainer.batch_size=8", "trainer.checkpoint_every=4", "trainer.log_every=2", "eval_every=4",
+        "trainer.batch_size=8", "trainer.checkpoint_every=4", "trainer.log_every=2", "eval_every=3",
         "eval_episodes_per_task=1", "final_eval_episodes_per_task=2", "rollout.num_workers=1",
         "rollout.envs_per_worker=2", "rollout.videos_per_task=1", "rollout.video_size=64", "env.max_episode_steps=60",
     ]
@@ -60,14 +72,26 @@ def test_collect_train_evaluate_and_resume_in_process(tmp_path):
     final = json.loads((tmp_path / "run" / "final_eval" / "results.json").read_text())
     assert final["tasks"]["reach-v3"]["episodes"] == 2 and final["tasks"]["reach-v3"]["errors"] == 0
     assert len(list((tmp_path / "run" / "final_eval" / "videos").glob("reach-v3_ep000_*.mp4"))) == 1
-    periodic = json.loads((tmp_path / "run" / "eval" / "step_0000004" / "results.json").read_text())
+    # evaluated at step 3, between checkpoints: the weights in memory, named by their own hash
+    periodic = json.loads((tmp_path / "run" / "eval" / "step_0000003" / "results.json").read_text())
     assert periodic["tasks"]["reach-v3"]["episodes"] == 1
+    assert periodic["metadata"]["identity"]["policy"]["step"] == 3
+    checkpoint_hash = {step: hashlib.sha256((tmp_path / "run" / "checkpoints" / f"step_{step:07d}" /
+                                             "model.safetensors").read_bytes()).hexdigest() for step in (4, 6)}
+    assert periodic["metadata"]["identity"]["policy"]["sha256"] not in checkpoint_hash.values()
+    assert final["metadata"]["identity"]["policy"]["sha256"] == checkpoint_hash[6]
     policy, record = load_policy(tmp_path / "run" / "checkpoints" / "last")
     assert record["metadata"]["step"] == 6 and record["metadata"]["suite"] == "metaworld_mt1/reach-v3"
     assert [t.name for t in policy.spec.tasks] == ["reach-v3"]
 
     # the same command again resumes at the end: no step is trained twice, the final results are reused
     assert train(cfg)["step"] == 6
+
+    # another policy in the same out_dir is refused, and the run's config.yaml stays the run's own
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    with pytest.raises(CheckpointError, match="different policy"):
+        train(compose_train(overrides + ["policy.unet.down_dims=[16,48]"]))
+    assert (tmp_path / "run" / "config.yaml").read_text() == config
 
     # eval.py runs the checkpoint like any other policy
     eval_cfg = EvalConfig(env=EnvConfig(suite="metaworld_mt1", task="reach-v3", max_episode_steps=60),

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,11 +17,14 @@ import torch
 import torch.multiprocessing as mp
 from torch.utils.data import Dataset
 
-from policies.checkpoint import CheckpointError
+from common.atomic import DiskFullError
+from policies.checkpoint import CheckpointError, read_checkpoint_record
 from policies.registry import make_policy
 from schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, TASK_INSTRUCTION
 from tests.policies.conftest import ACTION_DIM, STATE_DIM, TEXT_DIM, tiny_config, tiny_spec
 from trainer import OptimConfig, StepBatchSampler, Trainer, TrainerConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class RandomWindows(Dataset):
@@ -58,25 +66,99 @@ def test_batches_depend_only_on_seed_and_step():
         assert sorted(shards[0][step] + shards[1][step]) == sorted(full[step])
 
 
-def test_interrupted_and_resumed_run_reaches_the_same_weights(tmp_path):
+def assert_same_run(expected: Trainer, actual: Trainer) -> None:
+    for name, tensor in expected.policy.state_dict().items():
+        torch.testing.assert_close(actual.policy.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    for name, tensor in expected.acting_state_dict().items():  # the EMA weights too
+        torch.testing.assert_close(actual.acting_state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    assert expected.lr_scheduler.get_last_lr() == actual.lr_scheduler.get_last_lr()
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_a_run_stopped_in_a_callback_saves_first_and_resumes_to_the_same_weights(tmp_path, stop):
+    """Ctrl-C, or an evaluation that crashes, at a step that is not a checkpoint step (every 100)."""
     straight = Trainer(trainer_config(), tiny_policy(), RandomWindows(), tmp_path / "straight", progress=False)
     assert straight.fit() == 12
 
-    def interrupt(step: int, trainer: Trainer) -> None:
-        raise KeyboardInterrupt
+    def fail(step: int, trainer: Trainer) -> None:
+        raise stop("evaluation failed")
 
     first = Trainer(trainer_config(), tiny_policy(), RandomWindows(), tmp_path / "resumed", progress=False)
-    first.add_callback(5, interrupt)
-    with pytest.raises(KeyboardInterrupt):
+    first.add_callback(5, fail)
+    with pytest.raises(stop):
         first.fit()
-    assert (tmp_path / "resumed" / "checkpoints" / "last" / "training_state.pt").exists()
+    last = tmp_path / "resumed" / "checkpoints" / "last"
+    assert read_checkpoint_record(last)["metadata"]["step"] == 5 and (last / "training_state.pt").exists()
     second = Trainer(trainer_config(), tiny_policy(seed=7), RandomWindows(), tmp_path / "resumed", progress=False)
     assert second.fit() == 12
-    for name, tensor in straight.policy.state_dict().items():
-        torch.testing.assert_close(second.policy.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
-    for name, tensor in straight.acting_state_dict().items():  # the EMA weights too
-        torch.testing.assert_close(second.acting_state_dict()[name], tensor, rtol=0, atol=0, msg=name)
-    assert straight.lr_scheduler.get_last_lr() == second.lr_scheduler.get_last_lr()
+    assert_same_run(straight, second)
+
+
+KILL_IN_THE_LAST_RENAME = """
+import json, os, sys
+sys.path[:0] = [{root!r}]
+import common.atomic
+from tests.test_trainer import RandomWindows, Trainer, tiny_policy, trainer_config
+
+real_replace = os.replace
+
+def replace(source, target):
+    if str(source).endswith(".last.partial"):
+        record = json.loads(open(os.path.join(source, "config.json")).read())
+        if record["metadata"]["step"] == 10:
+            os._exit(9)  # killed after the old checkpoint was moved aside, before the new one is moved in
+    real_replace(source, target)
+
+common.atomic.os.replace = replace
+Trainer(trainer_config(checkpoint_every=5), tiny_policy(), RandomWindows(), {out!r}, progress=False).fit()
+"""
+
+
+def test_a_kill_between_the_renames_of_a_checkpoint_is_recovered(tmp_path):
+    straight = Trainer(trainer_config(), tiny_policy(), RandomWindows(), tmp_path / "straight", progress=False)
+    straight.fit()
+    out = tmp_path / "killed"
+    script = KILL_IN_THE_LAST_RENAME.format(root=str(ROOT), out=str(out))
+    assert subprocess.run([sys.executable, "-c", script], timeout=300).returncode == 9
+    checkpoints = out / "checkpoints"
+    assert not (checkpoints / "last").exists()
+    assert (checkpoints / ".last.old").is_dir() and (checkpoints / ".last.partial").is_dir()
+    resumed = Trainer(trainer_config(checkpoint_every=5), tiny_policy(seed=3), RandomWindows(), out, progress=False)
+    assert resumed.resume() and resumed.step == 10  # the complete new checkpoint, not the older step 5
+    assert resumed.fit() == 12
+    assert_same_run(straight, resumed)
+    assert not (checkpoints / ".last.old").exists() and not (checkpoints / ".last.partial").exists()
+
+
+def test_earlier_checkpoints_without_a_training_state_are_not_silently_overwritten(tmp_path):
+    Trainer(trainer_config(checkpoint_every=5), tiny_policy(), RandomWindows(), tmp_path, progress=False).fit()
+    shutil.rmtree(tmp_path / "checkpoints" / "last")
+    again = Trainer(trainer_config(checkpoint_every=5), tiny_policy(), RandomWindows(), tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match=r"step_0000005.*no training state to resume"):
+        again.fit()
+
+
+def test_a_full_disk_names_the_last_good_checkpoint_and_keeps_it(tmp_path, monkeypatch):
+    trainer = Trainer(trainer_config(checkpoint_every=5), tiny_policy(), RandomWindows(), tmp_path, progress=False)
+    real_write_bytes = Path.write_bytes
+
+    def write_bytes(path: Path, data: bytes) -> int:
+        if path.name == "training_state.pt" and trainer.step == 10:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    with pytest.raises(DiskFullError, match=r"disk full: cannot write .*last.*checkpoint of step 10; the last good "
+                                            r"checkpoint is .*checkpoints/last \(step 5\)"):
+        trainer.fit()
+    assert read_checkpoint_record(tmp_path / "checkpoints" / "last")["metadata"]["step"] == 5
+    assert not (tmp_path / "checkpoints" / ".last.partial").exists()
+
+
+@pytest.mark.parametrize("field", ["checkpoint_every", "log_every", "num_steps", "batch_size"])
+def test_zero_step_counts_are_refused_at_configuration(field):
+    with pytest.raises(ValueError, match=f"trainer.{field} must be >= 1"):
+        trainer_config(**{field: 0})
 
 
 def test_training_writes_checkpoints_and_tensorboard_logs(tmp_path):
@@ -146,6 +228,26 @@ def test_two_process_ddp_step_on_cpu_matches_one_process_with_the_global_batch(t
         torch.testing.assert_close(ranks[0][name], tensor, rtol=1e-3, atol=1e-4, msg=name)
     assert max((initial[n] - t).abs().max().item() for n, t in ranks[0].items() if t.is_floating_point()) > 5e-4
     assert (tmp_path / "checkpoints" / "last").is_dir()  # rank 0 wrote the checkpoint
+
+
+def _ddp_slow_eval_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    config = trainer_config(num_steps=3, batch_size=4, distributed_timeout_s=2.0)
+    trainer = Trainer(config, tiny_policy("transformer"), RandomWindows(), out_dir, progress=False)
+    evaluated = []
+    trainer.add_callback(2, lambda step, t: time.sleep(5 if step == 2 else 0) or evaluated.append(step))
+    trainer.fit()
+    (Path(out_dir) / f"rank{rank}.txt").write_text(f"{trainer.step} {evaluated}")
+    torch.distributed.destroy_process_group()
+
+
+def test_ranks_wait_for_an_evaluation_longer_than_the_collective_timeout(tmp_path):
+    """Rank 0 evaluates for longer than a training collective may wait; the other rank must not time out."""
+    mp.spawn(_ddp_slow_eval_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert (tmp_path / "rank0.txt").read_text() == "3 [2, 3]"  # 5 s at step 2: longer than the 2 s timeout
+    assert (tmp_path / "rank1.txt").read_text() == "3 []"  # callbacks run on rank 0 only
 
 
 def test_a_signal_in_the_middle_of_a_step_takes_effect_after_it(tmp_path, monkeypatch):

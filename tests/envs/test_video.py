@@ -8,7 +8,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from envs.video import read_mp4, write_mp4
+from envs.video import VideoWriteError, read_mp4, write_mp4
 
 
 def _gradient_frames(n: int, h: int, w: int) -> np.ndarray:
@@ -50,25 +50,27 @@ def test_odd_sizes_are_padded_by_one_edge_pixel(tmp_path):
     assert np.abs(decoded[:, 63].astype(int) - decoded[:, 62].astype(int)).mean() < 8
 
 
-def test_a_write_that_fails_midway_leaves_no_file(tmp_path, monkeypatch):
-    import envs.video
+FAILING_FFMPEG = """#!/bin/sh
+# Reads some input, writes a truncated file to its output (the last argument), then fails, as ffmpeg does
+# on a full disk or a broken encoder.
+head -c 1000 > /dev/null
+for out; do :; done
+printf 'ftypisom-truncated' > "$out"
+echo "Error writing trailer: No space left on device" >&2
+exit 1
+"""
 
-    real_get_writer = envs.video.imageio.get_writer
 
-    def dying_writer(*args, **kwargs):
-        writer = real_get_writer(*args, **kwargs)
-        writer.append_data(np.zeros((16, 16, 3), np.uint8))  # the partial file exists now
-
-        def die(frame):
-            raise RuntimeError("encoder died")
-
-        writer.append_data = die
-        return writer
-
-    monkeypatch.setattr(envs.video.imageio, "get_writer", dying_writer)
-    with pytest.raises(RuntimeError, match="encoder died"):
-        write_mp4(tmp_path / "clip.mp4", _gradient_frames(2, 16, 16))
-    assert not list(tmp_path.iterdir())
+def test_an_ffmpeg_failure_raises_and_leaves_no_file(tmp_path, monkeypatch):
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text(FAILING_FFMPEG)
+    fake.chmod(0o755)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
+    videos = tmp_path / "videos"
+    with pytest.raises(VideoWriteError, match="exit status 1.*No space left on device"):
+        write_mp4(videos / "clip.mp4", _gradient_frames(40, 64, 64))
+    assert not list(videos.iterdir())  # neither the truncated file nor its temporary
 
 
 @pytest.mark.parametrize("frames", [[], np.zeros((0, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 3), np.float32)])
