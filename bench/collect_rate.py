@@ -17,9 +17,9 @@ import time
 import h5py
 
 from bench.common import save
-from collect import CollectConfig, collect
 from envs.config import EnvConfig
 from envs.rollout import RolloutConfig
+from workflows.collect import CollectConfig, collect
 
 
 def measure(suite: str, workers: int, episodes: int) -> dict[str, float]:

@@ -1,21 +1,15 @@
-"""Small helpers shared by the benchmark scripts: machine facts and writing figures."""
+"""Small helpers shared by the benchmark scripts: reading and writing figures, with their provenance."""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
 from pathlib import Path
 from typing import Any
 
-from eval_metadata import git_commit, package_versions
+from common.atomic import write_text
+from common.provenance import provenance
 
 RESULTS_DIR = Path(__file__).parent / "results"
-
-
-def machine() -> dict[str, Any]:
-    return {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-            "mujoco_gl": os.environ.get("MUJOCO_GL"), "packages": package_versions(), "git_commit": git_commit()}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -25,8 +19,7 @@ def load(name: str) -> dict[str, Any]:
 
 
 def save(name: str, figures: dict[str, Any]) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **figures}, indent=2) + "\n")
+    text = json.dumps({"provenance": provenance(), **figures}, indent=2) + "\n"
+    path = write_text(RESULTS_DIR / f"{name}.json", text)
     print(f"wrote {path}")
     return path

@@ -17,14 +17,13 @@ from pathlib import Path
 
 from bench.common import save
 from envs.config import EnvConfig
-from envs.experts import make_expert
+from envs.registry import make_suite
 from envs.rollout import EpisodeRequest, RolloutConfig, RolloutEngine
-from envs.suites import make_suite
 
 
 def measure(workers: int, envs_per_worker: int, episodes: int, groups: int) -> dict[str, float]:
     suite = make_suite(EnvConfig(suite="metaworld_mt10"))
-    policy = make_expert(suite.family, suite.tasks)
+    policy = suite.make_expert()
     requests = [EpisodeRequest(t, e) for t in suite.tasks for e in range(episodes)]
     config = RolloutConfig(num_workers=workers, envs_per_worker=envs_per_worker, pipeline_groups=groups,
                            videos_per_task=0)

@@ -25,11 +25,10 @@ select_gl_backend()  # before mujoco is imported
 import numpy as np  # noqa: E402
 
 from bench.common import save  # noqa: E402
+from common.schema import TASK_INDEX  # noqa: E402
 from envs.config import EnvConfig  # noqa: E402
-from envs.experts import make_expert  # noqa: E402
-from envs.suites import Suite, make_suite  # noqa: E402
+from envs.registry import Suite, make_suite  # noqa: E402
 from envs.worker import limit_threads  # noqa: E402
-from schema import TASK_INDEX  # noqa: E402
 
 CAMERAS = ["agentview", "eye_in_hand"]
 CASES = {"state only": {"cameras": []},
@@ -39,7 +38,7 @@ CASES = {"state only": {"cameras": []},
 
 def run_case(suite: Suite, tasks: int, steps: int) -> dict[str, float]:
     """Build `tasks` envs, reset each from init state 0 and step it `steps` times with the expert."""
-    expert = make_expert(suite.family, suite.tasks)
+    expert = suite.make_expert()
     build_s, reset_s, step_s, stepped = [], [], 0.0, 0
     for task in suite.tasks[:tasks]:
         start = time.perf_counter()

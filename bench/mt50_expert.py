@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.common import save
 from envs.config import EnvConfig
 from envs.rollout import RolloutConfig
-from eval import EvalConfig, evaluate
+from workflows.evaluate import EvalConfig, evaluate
 
 
 def main() -> None:

@@ -22,11 +22,11 @@ import time
 import torch
 
 from bench.common import load, save
+from common.schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, Task, rgb_key
 from policies.config import ObsEncoderConfig
 from policies.denoisers import UNetConfig
 from policies.registry import config_class, make_policy
 from policies.spec import PolicySpec
-from schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, Task, rgb_key
 
 TASKS = [Task("bench", f"task-{i}", i, f"instruction {i}") for i in range(10)]
 SMALL_UNET = {"unet": UNetConfig(down_dims=[64, 128])}  # the mt10_state preset

@@ -54,12 +54,33 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove temporaries of `path` that killed processes left behind (their process id no longer runs)."""
+    for tmp in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
+        pid = tmp.name[len(path.stem) + 2:-len(f".tmp{path.suffix}")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            log.info("removing %s, left by a process that was killed while writing it", tmp)
+            _remove(tmp)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix, so writers that choose a format by it work); when
-    the block ends, the file is synced and renamed to `path`. On any error it is removed instead."""
+    the block ends, the file is synced and renamed to `path`. On any error it is removed instead; what a
+    killed process left behind is removed the next time the same file is written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         yield tmp

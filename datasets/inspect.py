@@ -20,8 +20,14 @@ from collections.abc import Sequence
 import h5py
 
 from common.frames import frame_problem
-from datasets.reader import (DatasetError, TaskEpisodes, check_compatible, image_dataset_path, read_task_file,
-                             resolve_task_files)
+from datasets.reader import (
+    DatasetError,
+    TaskEpisodes,
+    check_compatible,
+    image_dataset_path,
+    read_task_file,
+    resolve_task_files,
+)
 
 
 def summary(task_file: TaskEpisodes) -> str:

@@ -1,25 +1,21 @@
-"""Sampling that gives every task the same share of a batch, whatever its number of windows."""
+"""How often training draws each window: uniformly, or so that every task gets the same share."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import WeightedRandomSampler
 
 from datasets.sequence_dataset import MultitaskSequenceDataset
 
 
-def task_balanced_sampler(dataset: MultitaskSequenceDataset, num_samples: int | None = None,
-                          generator: torch.Generator | None = None) -> WeightedRandomSampler:
-    """Draw windows with replacement so that each task has equal total weight.
-
-    Args:
-        dataset: exposes ``task_of_sample`` (N,), the task index of each window.
-        num_samples: draws per epoch; None: ``len(dataset)``.
-        generator: torch RNG for reproducible draws.
-    """
+def task_balanced_weights(dataset: MultitaskSequenceDataset) -> torch.Tensor:
+    """(N,) draw probabilities of the windows, equal in total for every task whatever its window count."""
     tasks = np.asarray(dataset.task_of_sample)
     windows_per_task = np.bincount(tasks)
-    weights = 1.0 / windows_per_task[tasks]  # each task's weights sum to 1
-    return WeightedRandomSampler(torch.from_numpy(weights), num_samples=num_samples or len(tasks),
-                                 replacement=True, generator=generator)
+    weights = 1.0 / (windows_per_task[tasks] * np.count_nonzero(windows_per_task))
+    return torch.from_numpy(weights)
+
+
+def sample_weights(dataset: MultitaskSequenceDataset, task_balanced: bool) -> torch.Tensor | None:
+    """The trainer's `sample_weights`: task-balanced ones, or None for uniform draws over windows."""
+    return task_balanced_weights(dataset) if task_balanced else None

@@ -35,10 +35,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from common.schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, rgb_key
 from datasets.config import DatasetConfig, check_window
-from datasets.reader import (DatasetError, TaskEpisodes, check_compatible, image_dataset_path, read_task_file,
-                             resolve_task_files, upright)
-from schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, rgb_key
+from datasets.reader import (
+    DatasetError,
+    TaskEpisodes,
+    check_compatible,
+    image_dataset_path,
+    read_task_file,
+    resolve_task_files,
+    upright,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from common.atomic import write_text
+from common.schema import ACTION, OBS_STATE
 from datasets.sequence_dataset import MultitaskSequenceDataset
-from schema import ACTION, OBS_STATE
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 
 from common.atomic import atomic_path
+from common.schema import OBS_RGB_PREFIX, OBS_STATE
 from datasets import layout
-from schema import OBS_RGB_PREFIX, OBS_STATE
 
 DEFAULT_STATE_LAYOUT = (("state", None),)  # obs.state stored whole as obs/state
 

@@ -33,12 +33,12 @@ log = logging.getLogger(__name__)
 _PYOPENGL_PLATFORM = {"egl": "egl", "osmesa": "osmesa"}
 
 
-def select_gl_backend() -> str:
+def select_gl_backend(device_dir: Path = Path("/dev")) -> str:
     """Choose MuJoCo's offscreen GL backend and export it to this process's environment.
 
     Keeps `MUJOCO_GL` when already set (the user's override); otherwise "egl" when an
-    NVIDIA GPU device node is visible (`/dev/nvidia0`, ...), else "osmesa" (CPU, Debian
-    package libosmesa6). Also sets the matching `PYOPENGL_PLATFORM` unless already set.
+    NVIDIA GPU device node is visible (`nvidia0`, ... in `device_dir`), else "osmesa" (CPU,
+    Debian package libosmesa6). Also sets the matching `PYOPENGL_PLATFORM` unless already set.
 
     When it takes effect: mujoco 3.3 reads `MUJOCO_GL` once, in `mujoco/gl_context.py`,
     which `import mujoco` runs; the chosen backend module then imports PyOpenGL, which
@@ -53,7 +53,7 @@ def select_gl_backend() -> str:
     """
     backend = os.environ.get("MUJOCO_GL")
     if backend is None:
-        backend = "egl" if any(Path("/dev").glob("nvidia[0-9]*")) else "osmesa"
+        backend = "egl" if any(Path(device_dir).glob("nvidia[0-9]*")) else "osmesa"
         os.environ["MUJOCO_GL"] = backend
         if "mujoco" in sys.modules:
             log.warning(

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 from common.atomic import disk_full_error, is_disk_full, write_text
-from schema import Task
+from common.schema import Task
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ class EpisodeRecord:
             success statistics and retried on resume).
         success: whether the task's success flag was reached.
         length: env steps executed.
+        reward: the env's reward summed over the episode (None for errors): it follows every action, so two
+            runs that agree on it took the same actions.
         message: what went wrong, for ``unstable`` and ``error`` episodes.
         video: path of the episode's mp4, relative to the run's output directory.
     """
@@ -57,6 +59,7 @@ class EpisodeRecord:
     status: str
     success: bool
     length: int
+    reward: float | None = None
     message: str | None = None
     video: str | None = None
 
@@ -76,7 +79,7 @@ class EpisodeRecord:
     def from_dict(cls, record: dict[str, Any]) -> EpisodeRecord:
         return cls(task=record["task"], task_index=int(record["task_index"]),
                    episode=int(record["episode"]), status=record["status"],
-                   success=bool(record["success"]), length=int(record["length"]),
+                   success=bool(record["success"]), length=int(record["length"]), reward=record.get("reward"),
                    message=record.get("message"), video=record.get("video"))
 
 

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from common.schema import EPISODE_SEED, EPISODE_STEP, TASK_INDEX, TASK_INSTRUCTION, ChunkPolicy, Task
+from envs.registry import Suite
 from envs.results import EpisodeRecord
-from envs.suites import Suite
 from envs.worker import SlotUpdate, WorkerSpec, worker_main
-from schema import TASK_INDEX, TASK_INSTRUCTION, ChunkPolicy, Task
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,10 @@ class RolloutConfig:
     video_fps: int = 30
     step_timeout_s: float = 300.0  # a worker silent for this long is killed and replaced
     seed: int = 0  # episode e of task i is reset with seed + 100_000 * i + e
+    policy_batch_size: int = 8  # a learned policy acts on micro-batches of exactly this many episodes
+    policy_threads: int = 1  # torch threads of a learned policy in the engine process
+    # (both fixed, so that a learned policy gives the same episodes whatever the worker count:
+    # policies/acting.py says why)
 
     def __post_init__(self) -> None:
         if self.num_workers < 1 or self.envs_per_worker < 1:
@@ -65,12 +69,20 @@ class RolloutConfig:
             raise ValueError(f"rollout.pipeline_groups must be >= 1, got {self.pipeline_groups}")
         if self.videos_per_task < 0:
             raise ValueError(f"rollout.videos_per_task must be >= 0, got {self.videos_per_task}")
+        if self.policy_batch_size < 1 or self.policy_threads < 1:
+            raise ValueError(f"rollout.policy_batch_size and rollout.policy_threads must be >= 1, got "
+                             f"{self.policy_batch_size} and {self.policy_threads}")
 
 
 @dataclass(frozen=True)
 class EpisodeRequest:
     task: Task
     episode: int
+
+
+def episode_seed(seed: int, request: EpisodeRequest) -> int:
+    """The seed episode `request` is reset with, and its policy noise drawn from."""
+    return seed + 100_000 * request.task.index + request.episode
 
 
 @dataclass
@@ -81,6 +93,7 @@ class _Slot:
     request: EpisodeRequest | None = None
     obs: dict[str, Any] | None = None
     chunk: np.ndarray | None = None
+    steps: int = 0  # env steps of the running episode so far
 
 
 @dataclass
@@ -160,15 +173,14 @@ class RolloutEngine:
         cfg = self.config
         bar = tqdm(total=len(requests), desc=self.suite.name, unit="ep", disable=not self.progress,
                    dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)  # log files: every 30 s
-        stats = {"done": 0, "success": 0, "start": time.monotonic()}
+        stats = {"done": 0, "success": 0, "start": time.monotonic(), "steps_before": self.env_steps}
 
         def finish(record: EpisodeRecord) -> None:
             on_record(record)
             stats["done"] += 1
             stats["success"] += int(record.success)
-            elapsed = max(time.monotonic() - stats["start"], 1e-9)
             bar.set_postfix(success=f"{stats['success'] / stats['done']:.2f}",
-                            steps_s=f"{self.env_steps / elapsed:.0f}", refresh=False)
+                            steps_s=f"{self.run_steps_per_s(stats):.0f}", refresh=False)
             bar.update(1)
 
         started_here = self._workers is None
@@ -193,6 +205,10 @@ class RolloutEngine:
             bar.close()
             if started_here:
                 self.close()
+
+    def run_steps_per_s(self, stats: dict[str, float]) -> float:
+        """Env steps per second of the `run` that `stats` belongs to (the engine may serve several)."""
+        return (self.env_steps - stats["steps_before"]) / max(time.monotonic() - stats["start"], 1e-9)
 
     def start(self, num_workers: int | None = None) -> None:
         """Start the worker processes now, to keep them (and their envs) across several `run` calls."""
@@ -226,7 +242,7 @@ class RolloutEngine:
 
     def _reset_command(self, slot: _Slot) -> tuple:
         request, cfg = slot.request, self.config
-        seed = cfg.seed + 100_000 * request.task.index + request.episode
+        seed = episode_seed(cfg.seed, request)
         stem = None
         if request.episode < cfg.videos_per_task:
             stem = str(self.out_dir / "videos" / f"{request.task.name}_ep{request.episode:03d}")
@@ -293,6 +309,7 @@ class RolloutEngine:
                 raise RuntimeError(f"worker {slot.worker} ended slot {slot.index} without a record")
             slot.request, slot.obs, slot.chunk = None, None, None
         else:
+            slot.steps = 0 if slot.obs is None else slot.steps + update.steps  # obs None: a reset's answer
             slot.obs, slot.chunk = update.obs, None
 
     def _replace(self, run: _Run, worker: _WorkerHandle, message: str) -> None:
@@ -322,6 +339,8 @@ class RolloutEngine:
                                  if key != TASK_INDEX}
         batch[TASK_INDEX] = np.array([s.request.task.index for s in active], dtype=np.int64)
         batch[TASK_INSTRUCTION] = [s.request.task.instruction for s in active]
+        batch[EPISODE_SEED] = np.array([episode_seed(self.config.seed, s.request) for s in active], dtype=np.int64)
+        batch[EPISODE_STEP] = np.array([s.steps for s in active], dtype=np.int64)
         chunks = np.asarray(policy.predict_action_chunk(batch))
         if chunks.ndim != 3 or chunks.shape[0] != len(active) or chunks.shape[1] < self.n_action_steps:
             raise ValueError(f"policy returned actions of shape {chunks.shape}; expected "

@@ -22,10 +22,16 @@ from typing import Any
 
 import gymnasium as gym
 
-from envs.suites import Suite
-from envs.wrappers import (ActionChunkWrapper, ActionNoiseWrapper, FaultInjectionWrapper, ObsHistoryWrapper,
-                           TrajectoryRecorderWrapper, VideoRecorderWrapper)
-from schema import Task
+from common.schema import Task
+from envs.registry import Suite
+from envs.wrappers import (
+    ActionChunkWrapper,
+    ActionNoiseWrapper,
+    FaultInjectionWrapper,
+    ObsHistoryWrapper,
+    TrajectoryRecorderWrapper,
+    VideoRecorderWrapper,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,7 @@ class _Episode:
     task: Task
     episode: int
     env: gym.Env
+    reward: float = 0.0  # summed over the episode's steps
 
 
 class RolloutWorker:
@@ -118,12 +125,14 @@ class RolloutWorker:
 
     def _step(self, slot: int, chunk) -> SlotUpdate:
         current = self.episodes[slot]
-        obs, _, terminated, truncated, info = current.env.step(chunk)
+        obs, reward, terminated, truncated, info = current.env.step(chunk)
+        current.reward += reward
         if not (terminated or truncated):
             return SlotUpdate(slot, obs, steps=info["chunk_steps"])
         record = {"task": current.task.name, "task_index": current.task.index, "episode": current.episode,
                   "status": "unstable" if info.get("unstable") else "ok", "success": bool(info["success"]),
-                  "length": int(info["steps"]), "video": self._relative(info.get("video")),
+                  "length": int(info["steps"]), "reward": current.reward,
+                  "video": self._relative(info.get("video")),
                   "message": "MuJoCo reported a numerical instability" if info.get("unstable") else None}
         self._release(slot)
         return SlotUpdate(slot, None, record, info.get("trajectory"), steps=info["chunk_steps"])

@@ -183,7 +183,7 @@ class ActionNoiseWrapper(gym.Wrapper):
 class FaultInjectionWrapper(gym.Wrapper):
     """Fails on purpose at a configured (task, episode, step), to test the evaluation engine.
 
-    ``kind="raise"`` raises RuntimeError; ``kind="segfault"`` kills its own process with SIGSEGV,
+    ``kind="exception"`` raises RuntimeError; ``kind="segfault"`` kills its own process with SIGSEGV,
     as a MuJoCo crash would. With ``only_once`` a marker file under `marker_dir` records that
     the fault fired, so a re-run (resume) completes.
     """

@@ -1,12 +1,19 @@
 """A trained policy as the evaluation engine sees it: numpy batches in, numpy action chunks out.
 
     policy, record = load_policy("outputs/train/mt10_state/checkpoints/last")
-    actor = PolicyActor(policy, suite_tasks, device="auto", seed=0)
-    actions = actor.predict_action_chunk(batch)     # schema.ChunkPolicy: (B, T, Da) float32
+    actor = PolicyActor(policy, suite_tasks, device="auto", batch_size=8)
+    actions = actor.predict_action_chunk(batch)     # common.schema.ChunkPolicy: (B, T, Da) float32
 
 The suite's task indices are mapped to the checkpoint's by task name. A task the policy was not
 trained on can only be run by a text-conditioned policy without task-index embedding; its
 instruction is then embedded with the policy's text encoder (this needs the encoder, once).
+
+Reproducible by construction: the engine batches whichever episodes are waiting, so a row must not
+depend on its batch. Each row's noise is drawn from (episode.seed, episode.step) alone, and the policy
+always runs on micro-batches of exactly `batch_size` rows (the last one padded): CPU kernels pick
+their blocking, and so their rounding, by the batch size (measured: up to 1e-5 apart for batch 1, 8
+and 23 on the same rows), and a rounding difference in one action can change a whole episode. The
+torch thread count matters the same way; the evaluation workflow fixes it (rollout.policy_threads).
 """
 
 from __future__ import annotations
@@ -16,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.schema import EPISODE_SEED, EPISODE_STEP, OBS_RGB_PREFIX, OBS_STATE, TASK_EMBEDDING, TASK_INDEX, Task
 from policies.base import MultitaskPolicy
 from policies.text_encoder import embed_instructions, make_text_encoder
-from schema import OBS_RGB_PREFIX, OBS_STATE, TASK_EMBEDDING, TASK_INDEX, Task
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -31,14 +38,33 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
-class PolicyActor:
-    """Wraps a `MultitaskPolicy` into `schema.ChunkPolicy` for the tasks of one suite."""
+def episode_noise(seeds: np.ndarray, steps: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+    """(B, *shape) float32 standard normal noise on the CPU; row b depends on (seeds[b], steps[b]) alone."""
+    rows = []
+    for seed, step in zip(np.asarray(seeds).tolist(), np.asarray(steps).tolist()):
+        generator = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(step)) % 2**63)
+        rows.append(torch.randn(shape, generator=generator))
+    return torch.stack(rows)
 
-    def __init__(self, policy: MultitaskPolicy, tasks: list[Task], device: str = "auto", seed: int = 0):
+
+def _micro_batch(tensor: torch.Tensor, start: int, size: int) -> torch.Tensor:
+    """Rows start..start+size-1 of `tensor`, padded with copies of the first when there are fewer."""
+    rows = tensor[start:start + size]
+    if len(rows) < size:
+        rows = torch.cat([rows, rows[:1].expand(size - len(rows), *rows.shape[1:])])
+    return rows
+
+
+class PolicyActor:
+    """Wraps a `MultitaskPolicy` into `common.schema.ChunkPolicy` for the tasks of one suite."""
+
+    def __init__(self, policy: MultitaskPolicy, tasks: list[Task], device: str = "auto", batch_size: int = 8):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = select_device(device)
         self.policy = policy.to(self.device).eval()
         self.n_obs_steps, self.n_action_steps = policy.n_obs_steps, policy.n_action_steps
-        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.batch_size = batch_size
         known = {t.name: t.index for t in policy.spec.tasks}
         unknown = [t.name for t in tasks if t.name not in known]
         self.task_embeddings: torch.Tensor | None = None
@@ -53,14 +79,20 @@ class PolicyActor:
             self.task_embeddings = embed_instructions(encoder, [t.instruction for t in tasks])
 
     def predict_action_chunk(self, batch: dict[str, Any]) -> np.ndarray:
-        """obs.state (B, To, Ds), obs.rgb.<camera> (B, To, 3, H, W) uint8, task.index (B,) -> (B, T, Da)."""
+        """obs.state (B, To, Ds), obs.rgb.<camera> (B, To, 3, H, W) uint8, task.index (B,),
+        episode.seed and episode.step (B,) -> actions (B, T, Da) float32."""
         suite_index = torch.as_tensor(np.asarray(batch[TASK_INDEX]), dtype=torch.long)
         inputs = {OBS_STATE: torch.as_tensor(np.asarray(batch[OBS_STATE]), dtype=torch.float32),
                   TASK_INDEX: self.index_map[suite_index]}
         inputs |= {k: torch.as_tensor(np.asarray(v)) for k, v in batch.items() if k.startswith(OBS_RGB_PREFIX)}
         if self.task_embeddings is not None:
             inputs[TASK_EMBEDDING] = self.task_embeddings[suite_index]
-        inputs = {k: v.to(self.device, non_blocking=True) for k, v in inputs.items()}
         self.policy.check_batch(inputs)
-        actions = self.policy.predict_action_chunk(inputs, generator=self.generator)
-        return actions.float().cpu().numpy()
+        noise = episode_noise(batch[EPISODE_SEED], batch[EPISODE_STEP], self.policy.noise_shape)
+        rows, chunks = len(noise), []
+        for start in range(0, rows, self.batch_size):
+            part = {k: _micro_batch(v, start, self.batch_size).to(self.device, non_blocking=True)
+                    for k, v in inputs.items()}
+            actions = self.policy.predict_action_chunk(part, noise=_micro_batch(noise, start, self.batch_size))
+            chunks.append(actions[:rows - start].float().cpu())
+        return torch.cat(chunks).numpy()

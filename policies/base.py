@@ -15,13 +15,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from common.schema import ACTION, OBS_STATE, rgb_key
 from policies.conditioning import TaskConditioning
 from policies.config import PolicyConfig
 from policies.encoders import ObservationEncoder
 from policies.normalizer import Normalizer
 from policies.spec import PolicySpec
 from policies.text_encoder import text_embedding_dim
-from schema import ACTION, OBS_STATE, rgb_key
 
 
 class MultitaskPolicy(nn.Module):
@@ -51,16 +51,29 @@ class MultitaskPolicy(nn.Module):
         """batch with ``action`` (B, T, Da) and ``action.is_pad`` (B, T) -> {"loss": scalar, ...}."""
         raise NotImplementedError
 
-    def sample_actions(self, cond: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """cond (B, C) -> normalised actions (B, T, Da)."""
+    def sample_actions(self, cond: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """cond (B, C) and standard normal noise (B, T, Da) -> normalised actions (B, T, Da).
+        A deterministic policy ignores the noise; a stochastic one draws from nothing else."""
         raise NotImplementedError
 
+    @property
+    def noise_shape(self) -> tuple[int, int]:
+        """(T, Da): the noise `sample_actions` takes per row."""
+        return (self.horizon, self.spec.action_dim)
+
     @torch.no_grad()
-    def predict_action_chunk(self, batch: dict[str, torch.Tensor],
+    def predict_action_chunk(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None = None,
                              generator: torch.Generator | None = None) -> torch.Tensor:
-        """batch of observations (B, To, ...) and task ids -> raw actions (B, T, Da)."""
+        """batch of observations (B, To, ...) and task ids -> raw actions (B, T, Da).
+
+        `noise` (B, T, Da): the standard normal noise to sample with; None: drawn from `generator`
+        (or torch's global generator). The same batch and noise give the same actions.
+        """
         cond = self.global_condition(batch)
-        return self.normalizer.unnormalize(ACTION, self.sample_actions(cond, generator).float())
+        if noise is None:
+            noise = torch.randn(cond.shape[0], *self.noise_shape, generator=generator)
+        noise = noise.to(device=cond.device, dtype=cond.dtype)
+        return self.normalizer.unnormalize(ACTION, self.sample_actions(cond, noise).float())
 
     def check_batch(self, batch: dict[str, torch.Tensor]) -> None:
         """Raise ValueError naming the key whose shape does not fit the spec."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from common.schema import TASK_EMBEDDING, TASK_INDEX
 from policies.config import ConditioningConfig
-from schema import TASK_EMBEDDING, TASK_INDEX
 
 
 class TaskConditioning(nn.Module):

@@ -8,8 +8,14 @@ Each policy extends `PolicyConfig` with its own fields (`policies/diffusion.py`,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-NORMALIZATION_MODES = ("min_max", "mean_std")
+from policies.text_encoder import TEXT_ENCODERS
+
+
+class NormalizationMode(StrEnum):
+    min_max = "min_max"  # [min, max] -> [-1, 1]
+    mean_std = "mean_std"  # zero mean, unit standard deviation
 
 
 @dataclass
@@ -30,12 +36,14 @@ class ConditioningConfig:
 
     task_index: bool = True  # learned embedding per task of the training task table
     text: bool = True  # frozen embedding of the instruction, projected by a learned layer
-    text_encoder: str = "minilm"  # see policies.text_encoder: minilm (offline) or clip (hub)
+    text_encoder: str = "minilm"  # a registered text encoder (policies.text_encoder): minilm (offline), clip (hub)
     dim: int = 64  # size of each of the two conditioning vectors
 
     def __post_init__(self) -> None:
         if not (self.task_index or self.text):
             raise ValueError("conditioning needs task_index=true, text=true or both")
+        if self.text_encoder not in TEXT_ENCODERS:
+            raise ValueError(f"unknown text encoder {self.text_encoder!r}; known: {', '.join(TEXT_ENCODERS.names())}")
 
 
 @dataclass
@@ -46,8 +54,8 @@ class PolicyConfig:
     n_obs_steps: int = 2  # To
     horizon: int = 16  # T: actions predicted per chunk
     n_action_steps: int = 8  # Ta: actions executed per chunk
-    state_normalization: str = "min_max"  # min_max (to [-1, 1]) or mean_std
-    action_normalization: str = "min_max"
+    state_normalization: NormalizationMode = NormalizationMode.min_max  # min_max (to [-1, 1]) or mean_std
+    action_normalization: NormalizationMode = NormalizationMode.min_max
     obs_encoder: ObsEncoderConfig = field(default_factory=ObsEncoderConfig)
     conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
 
@@ -55,6 +63,3 @@ class PolicyConfig:
         if self.n_obs_steps < 1 or not 1 <= self.n_action_steps <= self.horizon:
             raise ValueError(f"need n_obs_steps >= 1 and 1 <= n_action_steps <= horizon, got n_obs_steps="
                              f"{self.n_obs_steps}, horizon={self.horizon}, n_action_steps={self.n_action_steps}")
-        for key, mode in (("state", self.state_normalization), ("action", self.action_normalization)):
-            if mode not in NORMALIZATION_MODES:
-                raise ValueError(f"{key}_normalization must be one of {NORMALIZATION_MODES}, got {mode!r}")

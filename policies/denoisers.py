@@ -1,6 +1,6 @@
 """Denoisers of the diffusion policy: noisy action chunk, diffusion step and conditioning -> prediction.
 
-    denoiser = make_denoiser(config, action_dim=4, cond_dim=C, horizon=16)
+    denoiser = make_denoiser("unet", UNetConfig(), action_dim=4, cond_dim=C, horizon=16)
     out = denoiser(noisy_actions, timesteps, cond)      # (B, T, Da), (B,), (B, C) -> (B, T, Da)
 
 ``unet``: Diffusion Policy's 1-D temporal conv UNet; every residual block is FiLM-modulated by
@@ -17,7 +17,9 @@ import torch
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
 
-DENOISERS = ("unet", "transformer")
+from common.registry import Registry
+
+DENOISERS: Registry[type[nn.Module]] = Registry("denoiser")
 
 
 @dataclass
@@ -69,6 +71,7 @@ class FiLMResidualBlock(nn.Module):
         return self.block2(y) + self.residual(x)
 
 
+@DENOISERS.register("unet")
 class ConditionalUnet1D(nn.Module):
     def __init__(self, config: UNetConfig, action_dim: int, cond_dim: int, horizon: int):
         super().__init__()
@@ -109,6 +112,7 @@ class ConditionalUnet1D(nn.Module):
         return self.head(x).transpose(1, 2)
 
 
+@DENOISERS.register("transformer")
 class TransformerDenoiser(nn.Module):
     def __init__(self, config: TransformerDenoiserConfig, action_dim: int, cond_dim: int, horizon: int):
         super().__init__()
@@ -130,10 +134,6 @@ class TransformerDenoiser(nn.Module):
         return self.head(self.norm(self.encoder(tokens))[:, 2:])
 
 
-def make_denoiser(name: str, unet: UNetConfig, transformer: TransformerDenoiserConfig, action_dim: int,
-                  cond_dim: int, horizon: int) -> nn.Module:
-    if name == "unet":
-        return ConditionalUnet1D(unet, action_dim, cond_dim, horizon)
-    if name == "transformer":
-        return TransformerDenoiser(transformer, action_dim, cond_dim, horizon)
-    raise KeyError(f"unknown denoiser {name!r}; known: {list(DENOISERS)}")
+def make_denoiser(name: str, config: object, action_dim: int, cond_dim: int, horizon: int) -> nn.Module:
+    """The registered denoiser `name`, built from its own config (the policy config's field of that name)."""
+    return DENOISERS.get(name)(config, action_dim, cond_dim, horizon)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from schema import Task
+from common.schema import Task
 
 
 @dataclass

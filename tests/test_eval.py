@@ -17,8 +17,9 @@ from common.atomic import DiskFullError
 from envs.config import EnvConfig, FaultConfig
 from envs.rollout import RolloutConfig
 from envs.video import read_mp4
-from eval import EvalConfig, evaluate
+from policies.config import ConditioningConfig
 from tests.envs.test_video import FAILING_FFMPEG
+from workflows.evaluate import EvalConfig, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,7 +66,7 @@ def test_expert_eval_on_mt10_writes_results_table_and_videos(tmp_path):
 
 # An exception costs only its own slot's episode; a dead process costs every episode it was
 # running, so the segfault case runs one env per worker.
-@pytest.mark.parametrize("kind, envs_per_worker", [("raise", 2), ("segfault", 1)])
+@pytest.mark.parametrize("kind, envs_per_worker", [("exception", 2), ("segfault", 1)])
 def test_a_crashing_worker_costs_one_episode_not_the_run(tmp_path, kind, envs_per_worker):
     cfg = _config(tmp_path, episodes=4, fault=FaultConfig(kind=kind, episode=1, step=5))
     cfg.rollout.envs_per_worker = envs_per_worker
@@ -75,7 +76,7 @@ def test_a_crashing_worker_costs_one_episode_not_the_run(tmp_path, kind, envs_pe
     assert task["successes"] == 3
     records = {r["episode"]: r for r in _journal(tmp_path)}
     assert records[1]["status"] == "error"
-    expected = "injected fault" if kind == "raise" else "died"
+    expected = "injected fault" if kind == "exception" else "died"
     assert expected in records[1]["message"]
     # Resume: the error episode is retried (the fault fires only once) and nothing else re-runs.
     results = evaluate(cfg)
@@ -180,10 +181,10 @@ def test_experts_solve_mt10_under_the_official_protocol(tmp_path):
 
 
 def test_a_policy_for_other_dimensions_or_cameras_is_refused_before_any_rollout():
-    from envs.suites import make_suite
-    from eval import check_policy_fits
+    from common.schema import Task
+    from envs.registry import make_suite
     from policies.spec import PolicySpec
-    from schema import Task
+    from workflows.evaluate import check_policy_fits
 
     suite = make_suite(EnvConfig(suite="metaworld_mt10"))
     libero_like = PolicySpec(state_dim=9, action_dim=7, tasks=[Task("libero_object", "pick-x", 0, "pick x")])
@@ -193,3 +194,36 @@ def test_a_policy_for_other_dimensions_or_cameras_is_refused_before_any_rollout(
     with pytest.raises(ValueError, match="env.cameras=\\['corner'\\] env.image_size=96"):
         check_policy_fits(with_camera, suite)
     check_policy_fits(PolicySpec(39, 4, list(suite.tasks)), suite)  # a state policy for MT10 fits
+
+
+def _random_diffusion_checkpoint(directory: Path) -> Path:
+    """An untrained diffusion policy for Meta-World (39-d state, 4-d actions): its sampled actions, and so
+    its episodes, depend on every bit of the noise and of the arithmetic."""
+    import torch
+
+    from common.schema import Task
+    from policies.checkpoint import save_policy
+    from policies.diffusion import DiffusionConfig
+    from policies.registry import make_policy
+    from policies.spec import PolicySpec
+
+    torch.manual_seed(0)
+    config = DiffusionConfig(conditioning=ConditioningConfig(text=False, dim=16))
+    config.unet.down_dims = [32, 64]
+    policy = make_policy(config, PolicySpec(39, 4, [Task("metaworld_mt1", "reach-v3", 0, "reach")]))
+    return save_policy(directory, policy)
+
+
+def test_a_learned_policy_gives_the_same_episodes_for_any_worker_and_slot_count(tmp_path):
+    checkpoint = _random_diffusion_checkpoint(tmp_path / "run" / "checkpoints" / "last")
+    journals = []
+    for name, workers, slots in (("one", 1, 1), ("two", 2, 3), ("again", 2, 3)):
+        cfg = EvalConfig(env=EnvConfig(suite="metaworld_mt1", task="reach-v3", max_episode_steps=40),
+                         checkpoint=str(checkpoint), episodes_per_task=6, out_dir=str(tmp_path / name),
+                         rollout=RolloutConfig(num_workers=workers, envs_per_worker=slots, videos_per_task=0),
+                         progress=False)
+        evaluate(cfg)
+        journals.append(sorted((r["episode"], r["success"], r["length"], r["reward"])
+                               for r in _journal(tmp_path / name)))
+    assert journals[0] == journals[1] == journals[2]
+    assert len({reward for _, _, _, reward in journals[0]}) == 6  # six different episodes, not six copies

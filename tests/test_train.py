@@ -10,12 +10,12 @@ import pytest
 from hydra import compose, initialize
 from omegaconf import OmegaConf
 
-from eval import EvalConfig, evaluate
 from envs.config import EnvConfig
 from envs.rollout import RolloutConfig
 from policies.checkpoint import CheckpointError, load_policy
 from policies.diffusion import DiffusionConfig
-from train import TrainConfig, train
+from workflows.evaluate import EvalConfig, evaluate
+from workflows.train import TrainConfig, train
 
 PRESETS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs" / "experiment").glob("*.yaml"))
 
@@ -56,6 +56,11 @@ def test_wrong_policy_names_fail_with_the_known_ones():
         compose_train(["policy=difusion"])
 
 
+def episodes(out_dir: Path) -> list[tuple]:
+    lines = (out_dir / "episodes.jsonl").read_text().splitlines()[1:]
+    return sorted((r["episode"], r["success"], r["length"], r["reward"]) for r in map(json.loads, lines))
+
+
 def test_collect_train_evaluate_and_resume_in_process(tmp_path):
     overrides = [
         "env=metaworld_mt1", "env.task=reach-v3", f"dataset.path={tmp_path / 'demos'}", "collect_episodes_per_task=3",
@@ -93,12 +98,14 @@ def test_collect_train_evaluate_and_resume_in_process(tmp_path):
         train(compose_train(overrides + ["policy.unet.down_dims=[16,48]"]))
     assert (tmp_path / "run" / "config.yaml").read_text() == config
 
-    # eval.py runs the checkpoint like any other policy
+    # eval.py runs the checkpoint like any other policy, and with other workers it gives the final
+    # evaluation's episodes exactly (same weights, seed and protocol)
     eval_cfg = EvalConfig(env=EnvConfig(suite="metaworld_mt1", task="reach-v3", max_episode_steps=60),
                           checkpoint=str(tmp_path / "run" / "checkpoints" / "last"), episodes_per_task=2,
-                          rollout=RolloutConfig(num_workers=1, envs_per_worker=2, videos_per_task=0),
+                          rollout=RolloutConfig(num_workers=2, envs_per_worker=1, videos_per_task=0),
                           out_dir=str(tmp_path / "eval"), progress=False)
     assert evaluate(eval_cfg)["suite"]["episodes"] == 2
+    assert episodes(tmp_path / "eval") == episodes(tmp_path / "run" / "final_eval")
 
     # ... and refuses a suite whose envs do not fit the policy
     with pytest.raises(ValueError, match="camera 'corner'|cannot run"):

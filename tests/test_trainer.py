@@ -12,17 +12,20 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 from torch.utils.data import Dataset
 
 from common.atomic import DiskFullError
+from common.schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, TASK_INSTRUCTION
 from policies.checkpoint import CheckpointError, read_checkpoint_record
 from policies.registry import make_policy
-from schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, TASK_INSTRUCTION
 from tests.policies.conftest import ACTION_DIM, STATE_DIM, TEXT_DIM, tiny_config, tiny_spec
-from trainer import OptimConfig, StepBatchSampler, Trainer, TrainerConfig
+from training.config import OptimConfig, TrainerConfig
+from training.sampler import StepBatchSampler
+from training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -180,13 +183,41 @@ def test_training_writes_checkpoints_and_tensorboard_logs(tmp_path):
     assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
 
 
-def test_bf16_autocast_path_runs_on_cpu(tmp_path):
-    trainer = Trainer(trainer_config(num_steps=3, mixed_precision="bf16"), tiny_policy(), RandomWindows(),
-                      tmp_path, progress=False)
-    with trainer.autocast():
-        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+@pytest.mark.parametrize("mode, expected", [("bf16", torch.bfloat16), ("no", torch.float32)])
+def test_the_training_step_multiplies_in_the_precision_asked_for(tmp_path, mode, expected):
+    """What the training step's linear layers actually compute in, seen from inside the model."""
+    policy = tiny_policy("transformer")
+    seen: set[torch.dtype] = set()
+    for module in policy.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.register_forward_hook(lambda module, inputs, output: seen.add(output.dtype))
+    trainer = Trainer(trainer_config(num_steps=3, mixed_precision=mode), policy, RandomWindows(), tmp_path,
+                      progress=False)
     assert trainer.fit() == 3
-    assert all(torch.isfinite(p).all() for p in trainer.policy.parameters())
+    assert seen == {expected}
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in trainer.policy.parameters())
+
+
+def test_task_balanced_training_draws_every_task_equally(tmp_path, monkeypatch):
+    """The batches the training loop actually trains on, from a dataset where one task has 10x the windows."""
+    from datasets.config import DatasetConfig
+    from datasets.sampling import sample_weights
+    from datasets.sequence_dataset import MultitaskSequenceDataset
+    from tests.datasets.conftest import write_task_file
+
+    write_task_file(tmp_path / "big.hdf5", "big", [60] * 10, state_dim=STATE_DIM, action_dim=ACTION_DIM)
+    write_task_file(tmp_path / "small.hdf5", "small", [60], state_dim=STATE_DIM, action_dim=ACTION_DIM, seed=1)
+    dataset = MultitaskSequenceDataset(DatasetConfig(path=str(tmp_path), horizon=8, n_action_steps=4))
+    assert np.bincount(dataset.task_of_sample).tolist() == [560, 56]
+    trainer = Trainer(trainer_config(num_steps=40, batch_size=32), tiny_policy("transformer"), dataset,
+                      tmp_path / "run", sample_weights(dataset, task_balanced=True), progress=False)
+    drawn, train_step = [], trainer.train_step
+    monkeypatch.setattr(trainer, "train_step", lambda model, batch: drawn.append(batch[TASK_INDEX]) or
+                        train_step(model, batch))
+    trainer.fit()
+    assert len(drawn) == 40
+    share_of_small = torch.cat(drawn).eq(1).float().mean().item()
+    assert 0.42 < share_of_small < 0.58  # uniform draws would give it 56 / 616 = 0.09
 
 
 def test_a_non_finite_loss_stops_training_with_a_clear_error(tmp_path):

@@ -24,7 +24,7 @@ def test_a_smooth_picture_passes():
 
 def test_rendered_scenes_of_every_metaworld_camera_pass():
     from envs.config import EnvConfig
-    from envs.suites import make_suite
+    from envs.registry import make_suite
 
     cameras = ["topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV"]
     suite = make_suite(EnvConfig(suite="metaworld_mt10", cameras=cameras, image_size=32))

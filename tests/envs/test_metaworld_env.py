@@ -7,12 +7,12 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS, MT10_V3
 
+from common.schema import OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, rgb_key
 from envs.config import EnvConfig
-from envs.experts import MetaWorldExpertPolicy
-from envs.metaworld_goals import compute_goals, official_goals
-from envs.metaworld_instructions import METAWORLD_INSTRUCTIONS
-from envs.suites import available_suites, make_suite
-from schema import OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, rgb_key
+from envs.metaworld.expert import MetaWorldExpertPolicy
+from envs.metaworld.goals import compute_goals, official_goals
+from envs.metaworld.instructions import METAWORLD_INSTRUCTIONS
+from envs.registry import available_suites, make_suite
 
 
 def test_instruction_table_covers_all_50_tasks_with_unique_sentences():

@@ -176,11 +176,15 @@ def test_select_gl_backend_keeps_an_explicit_choice(monkeypatch):
     assert os.environ["PYOPENGL_PLATFORM"] == "egl"
 
 
-def test_select_gl_backend_picks_egl_only_with_an_nvidia_gpu(monkeypatch):
+@pytest.mark.parametrize("nodes, expected", [(["nvidia0", "nvidiactl"], "egl"), (["nvidiactl", "dri"], "osmesa"),
+                                              ([], "osmesa")])
+def test_select_gl_backend_picks_egl_only_with_an_nvidia_gpu(monkeypatch, tmp_path, nodes, expected):
+    """A machine's /dev as seen by the code: a GPU node (nvidia<N>) means EGL; the control node alone does not."""
+    for node in nodes:
+        (tmp_path / node).touch()
     monkeypatch.delenv("MUJOCO_GL", raising=False)
     monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
-    expected = "egl" if os.path.exists("/dev/nvidia0") else "osmesa"
-    assert select_gl_backend() == expected
+    assert select_gl_backend(tmp_path) == expected
     assert os.environ["MUJOCO_GL"] == os.environ["PYOPENGL_PLATFORM"] == expected
 
 

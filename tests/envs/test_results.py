@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.schema import Task
 from envs.results import (
     EpisodeJournal,
     EpisodeRecord,
@@ -21,7 +22,6 @@ from envs.results import (
     wilson_interval,
     write_results,
 )
-from schema import Task
 
 Z95 = 1.959963984540054  # two-sided 95% standard normal quantile
 

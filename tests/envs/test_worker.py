@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import envs.rendering
 from envs.config import EnvConfig
-from envs.suites import make_suite
+from envs.registry import make_suite
 from envs.worker import RolloutWorker, WorkerSpec
 
 

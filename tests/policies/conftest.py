@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
+from common.schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, Task, rgb_key
 from policies.config import ConditioningConfig, ObsEncoderConfig, PolicyConfig
 from policies.denoisers import TransformerDenoiserConfig, UNetConfig
-from policies.registry import config_class, registered_names
+from policies.registry import POLICIES, config_class
 from policies.spec import PolicySpec
-from schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, Task, rgb_key
 
 STATE_DIM, ACTION_DIM, NUM_TASKS, TEXT_DIM = 7, 3, 3, 384
 TINY_ENCODER = ObsEncoderConfig(state_hidden_dim=32, state_feature_dim=16, image_channels=[8, 16],
                                 image_keypoints=4, image_feature_dim=8)
 # Every registry entry, with each of the diffusion policy's denoisers.
-VARIANTS = [(name, denoiser) for name in registered_names()
+VARIANTS = [(name, denoiser) for name in POLICIES.names()
             for denoiser in (("unet", "transformer") if name == "diffusion" else (None,))]
 
 

@@ -6,17 +6,53 @@ import numpy as np
 import pytest
 import torch
 
+from common.schema import EPISODE_SEED, EPISODE_STEP, OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, ChunkPolicy, Task
 from policies.acting import PolicyActor, select_device
 from policies.config import ConditioningConfig
 from policies.registry import make_policy
-from schema import OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, ChunkPolicy, Task
 from tests.policies.conftest import STATE_DIM, TEXT_DIM, tiny_config, tiny_spec
 
 
 def numpy_batch(task_indices: list[int], instructions: list[str]) -> dict:
     rng = np.random.default_rng(0)
-    return {OBS_STATE: rng.normal(size=(len(task_indices), 2, STATE_DIM)).astype(np.float32),
-            TASK_INDEX: np.array(task_indices), TASK_INSTRUCTION: instructions}
+    rows = len(task_indices)
+    return {OBS_STATE: rng.normal(size=(rows, 2, STATE_DIM)).astype(np.float32),
+            TASK_INDEX: np.array(task_indices), TASK_INSTRUCTION: instructions,
+            EPISODE_SEED: np.arange(100, 100 + rows), EPISODE_STEP: np.zeros(rows, dtype=np.int64)}
+
+
+def rows(batch: dict, index: list[int]) -> dict:
+    return {k: [v[i] for i in index] if isinstance(v, list) else v[index] for k, v in batch.items()}
+
+
+@pytest.mark.parametrize("denoiser", ["unet", "transformer"])
+def test_a_row_acts_the_same_whatever_batch_it_comes_in(denoiser):
+    """The engine batches whichever episodes wait: 1, 2 or 11 rows, in any order, must not change a row."""
+    policy = make_policy(tiny_config("diffusion", denoiser), tiny_spec())
+    policy.conditioning.set_text_table(torch.randn(3, TEXT_DIM))
+    actor = PolicyActor(policy, tiny_spec().tasks, device="cpu", batch_size=4)
+    batch = numpy_batch([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1], ["x"] * 11)
+    batch[EPISODE_STEP] = np.arange(11) * 8
+    together = actor.predict_action_chunk(batch)
+    alone = np.concatenate([actor.predict_action_chunk(rows(batch, [i])) for i in range(11)])
+    reversed_order = actor.predict_action_chunk(rows(batch, list(range(10, -1, -1))))[::-1]
+    np.testing.assert_array_equal(together, alone)
+    np.testing.assert_array_equal(together, reversed_order)
+
+
+def test_noise_comes_from_the_episode_seed_and_step():
+    policy = make_policy(tiny_config("diffusion", "unet"), tiny_spec())
+    policy.conditioning.set_text_table(torch.randn(3, TEXT_DIM))
+    actor = PolicyActor(policy, tiny_spec().tasks, device="cpu")
+    batch = numpy_batch([0, 0], ["x", "x"])
+    batch[OBS_STATE][1] = batch[OBS_STATE][0]  # the same observation and task in both rows
+    batch[EPISODE_SEED][:] = 7
+    same = actor.predict_action_chunk(batch)
+    np.testing.assert_array_equal(same[0], same[1])  # same seed and step: same noise, same actions
+    batch[EPISODE_STEP][1] = 8
+    later = actor.predict_action_chunk(batch)
+    np.testing.assert_array_equal(later[0], same[0])
+    assert not np.allclose(later[1], later[0])  # another step of the episode: other noise
 
 
 def test_actor_maps_suite_indices_to_the_checkpoint_table_by_name():
@@ -61,9 +97,14 @@ def test_wrong_observation_shapes_are_named():
         actor.predict_action_chunk(batch)
 
 
-def test_device_selection():
-    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert select_device("cpu").type == "cpu"
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA device"):
-            select_device("cuda")
+@pytest.mark.parametrize("cuda", [True, False])
+def test_auto_picks_cuda_exactly_when_torch_sees_a_gpu(monkeypatch, cuda):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert select_device("auto") == torch.device("cuda" if cuda else "cpu")
+    assert select_device("cpu") == torch.device("cpu")
+
+
+def test_asking_for_cuda_without_a_gpu_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="'cuda:1' asked for, but torch sees no CUDA device"):
+        select_device("cuda:1")

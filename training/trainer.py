@@ -24,152 +24,37 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from common.atomic import DiskFullError, atomic_directory, recover_directory
+from common.schema import TASK_INDEX
 from common.threads import training_threads
 from policies.acting import select_device
 from policies.base import MultitaskPolicy
 from policies.checkpoint import CheckpointError, read_checkpoint_record, save_policy, write_policy_files
 from policies.registry import make_policy
-from schema import TASK_INDEX
+from training.config import MixedPrecision, TrainerConfig
+from training.distributed import init_distributed, wait_for_main_process
+from training.sampler import StepBatchSampler
 
 log = logging.getLogger("train")
 
 TRAINING_STATE_FILE = "training_state.pt"
-MIXED_PRECISION = ("auto", "bf16", "no")
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 1e-4  # peak learning rate of AdamW
-    betas: list[float] = field(default_factory=lambda: [0.95, 0.999])
-    weight_decay: float = 1e-6
-    warmup_steps: int = 500  # linear warmup, then cosine decay to 0 at num_steps
-    grad_clip_norm: float = 1.0  # 0 = no clipping
-
-
-@dataclass
-class EMAConfig:
-    enabled: bool = True  # act with an exponential moving average of the weights
-    max_decay: float = 0.9999
-    power: float = 0.75  # decay = 1 - (1 + step) ** -power, capped at max_decay (Diffusion Policy)
-
-
-@dataclass
-class TrainerConfig:
-    num_steps: int = 20_000  # optimizer steps in total (a resumed run stops at the same step)
-    batch_size: int = 256  # per process; the global batch is batch_size x world size
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    ema: EMAConfig = field(default_factory=EMAConfig)
-    seed: int = 0
-    device: str = "auto"  # auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...
-    mixed_precision: str = "auto"  # auto (bf16 autocast on CUDA only), bf16 (also on CPU), no
-    compile: bool = False  # torch.compile the policy (needs a C++ compiler; pays off on GPUs)
-    dataloader_workers: int = 0  # 0: load batches in the training process (best for state-only data)
-    num_threads: int = 0  # torch threads per process; 0: the cores free when training starts (common.threads)
-    log_every: int = 100  # steps between TensorBoard points and progress-bar updates
-    checkpoint_every: int = 5_000  # steps between checkpoints; one is always written at the end
-    distributed_timeout_s: float = 600.0  # DDP: how long a training step's collective may wait for a rank
-    main_process_timeout_s: float = 86_400.0  # DDP: how long the other ranks wait for rank 0's evaluations
-
-    def __post_init__(self) -> None:
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
-        for name in ("num_steps", "batch_size", "log_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_threads", "dataloader_workers"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"trainer.{name} must be >= 0, got {getattr(self, name)}")
-        if self.distributed_timeout_s <= 0 or self.main_process_timeout_s <= 0:
-            raise ValueError("trainer.distributed_timeout_s and trainer.main_process_timeout_s must be > 0")
-
-
-class StepBatchSampler(Sampler[list[int]]):
-    """Index batches for steps start_step..num_steps-1, each a pure function of (seed, step, rank).
-
-    Every epoch is a fresh permutation of the samples (or, with `weights`, as many weighted draws
-    with replacement), cut into global batches of batch_size x world_size; rank r takes every
-    world_size-th index of each. Datasets smaller than one global batch are drawn with replacement.
-    """
-
-    def __init__(self, num_samples: int, batch_size: int, num_steps: int, seed: int, start_step: int = 0,
-                 weights: torch.Tensor | None = None, rank: int = 0, world_size: int = 1):
-        self.num_samples, self.batch_size, self.num_steps = num_samples, batch_size, num_steps
-        self.seed, self.start_step, self.weights = seed, start_step, weights
-        self.rank, self.world_size = rank, world_size
-        self.global_batch = batch_size * world_size
-        self.batches_per_epoch = max(1, num_samples // self.global_batch)
-
-    def _epoch(self, epoch: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        draws = self.batches_per_epoch * self.global_batch
-        if self.weights is not None:
-            return torch.multinomial(self.weights, draws, replacement=True, generator=generator)
-        if self.num_samples < draws:
-            return torch.randint(self.num_samples, (draws,), generator=generator)
-        return torch.randperm(self.num_samples, generator=generator)[:draws]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        epoch, order = -1, None
-        for step in range(self.start_step, self.num_steps):
-            if step // self.batches_per_epoch != epoch:
-                epoch = step // self.batches_per_epoch
-                order = self._epoch(epoch)
-            start = (step % self.batches_per_epoch) * self.global_batch
-            yield order[start + self.rank:start + self.global_batch:self.world_size].tolist()
-
-    def __len__(self) -> int:
-        return self.num_steps - self.start_step
 
 
 def move_to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Tensors to `device`; everything else (instruction strings) as is."""
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-def distributed_context() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) for a plain run."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-_MAIN_PROCESS_GROUP: dist.ProcessGroup | None = None  # gloo, with a long timeout: see wait_for_main_process
-
-
-def init_distributed(device: str, timeout_s: float = 600.0, main_process_timeout_s: float = 86_400.0
-                     ) -> tuple[int, int, int]:
-    """Join torchrun's process group once (NCCL for CUDA devices, else gloo); returns distributed_context().
-
-    Collectives of training steps wait at most `timeout_s` for a rank. Waiting for rank 0's own work
-    (collecting demonstrations, evaluating) goes through a second, gloo group whose timeout is
-    `main_process_timeout_s`: a long evaluation must not trip NCCL's watchdog on the waiting ranks.
-    """
-    global _MAIN_PROCESS_GROUP
-    rank, local_rank, world_size = distributed_context()
-    if world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if select_device(device).type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
-        _MAIN_PROCESS_GROUP = dist.new_group(backend="gloo", timeout=timedelta(seconds=main_process_timeout_s))
-    return rank, local_rank, world_size
-
-
-def wait_for_main_process() -> None:
-    """Every rank waits here until rank 0 arrives (after its evaluations or collection); no-op alone."""
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier(group=_MAIN_PROCESS_GROUP)
 
 
 class Trainer:
@@ -218,7 +103,7 @@ class Trainer:
 
     def autocast(self):
         mode = self.config.mixed_precision
-        if mode == "bf16" or (mode == "auto" and self.device.type == "cuda"):
+        if mode == MixedPrecision.bf16 or (mode == MixedPrecision.auto and self.device.type == "cuda"):
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 

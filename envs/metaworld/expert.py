@@ -1,9 +1,4 @@
-"""Scripted experts as policies: `metaworld.policies` for every Meta-World task, and the
-privileged-state pick-and-place experts of `envs.libero_experts` for LIBERO.
-
-They follow the same `ChunkPolicy` interface as learned policies (observation window in,
-action chunk out), so eval.py runs them when no `checkpoint=` is given.
-"""
+"""Meta-World's scripted experts (`metaworld.policies`, one per task) as one batched ChunkPolicy."""
 
 from __future__ import annotations
 
@@ -13,7 +8,7 @@ from typing import Any
 import numpy as np
 from metaworld.policies import ENV_POLICY_MAP
 
-from schema import OBS_STATE, TASK_INDEX, ChunkPolicy, Task
+from common.schema import OBS_STATE, TASK_INDEX, Task
 
 # metaworld's experts warn whenever their gains saturate; the actions are clipped to [-1, 1] anyway.
 warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", module="metaworld")
@@ -41,14 +36,3 @@ class MetaWorldExpertPolicy:
         actions = [self.experts[int(i)].get_action(state[-1].astype(np.float64))
                    for i, state in zip(batch[TASK_INDEX], states)]
         return np.clip(np.stack(actions), -1.0, 1.0).astype(np.float32)[:, None, :]
-
-
-def make_expert(family: str, tasks: list[Task]) -> ChunkPolicy:
-    """The scripted expert of a suite family: ``metaworld`` or ``libero``."""
-    if family == "metaworld":
-        return MetaWorldExpertPolicy(tasks)
-    if family == "libero":
-        from envs.libero_experts import LiberoExpertPolicy  # imports libero only when asked for
-
-        return LiberoExpertPolicy(tasks)
-    raise ValueError(f"no scripted expert for suite family {family!r}; known: metaworld, libero")

@@ -8,30 +8,33 @@ from __future__ import annotations
 
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS, MT10_V3
 
-from envs.config import EnvConfig
-from envs.metaworld_env import ACTION_DIM, METAWORLD_HORIZON, STATE_DIM
-from envs.metaworld_goals import GOALS_PER_TASK, official_goals
-from envs.metaworld_instructions import METAWORLD_INSTRUCTIONS
-from envs.suites import Suite, register_suite
-from schema import Task
+from common.schema import Task
+from envs.base import EnvOptions
+from envs.config import EnvConfig, GoalSet
+from envs.metaworld.env import ACTION_DIM, METAWORLD_HORIZON, STATE_DIM, MetaWorldTaskEnv
+from envs.metaworld.expert import MetaWorldExpertPolicy
+from envs.metaworld.goals import GOALS_PER_TASK, official_goals
+from envs.metaworld.instructions import METAWORLD_INSTRUCTIONS
+from envs.registry import Suite, register_suite
 
 # The cameras of Meta-World's shared Sawyer scene (every task has them).
 METAWORLD_CAMERAS = ("topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV")
 
 
+def make_env(suite: Suite, task: Task, options: EnvOptions) -> MetaWorldTaskEnv:
+    """The env factory of every Meta-World suite."""
+    return MetaWorldTaskEnv(task, None if suite.goals is None else suite.goals[task.name], options)
+
+
 def _metaworld_suite(suite: str, benchmark: str, task_names: list[str], config: EnvConfig) -> Suite:
     tasks = [Task(suite=suite, name=name, index=i, instruction=METAWORLD_INSTRUCTIONS[name])
              for i, name in enumerate(task_names)]
-    if config.goal_set == "official":
-        goals = official_goals(benchmark, task_names, config.goal_seed)
-    elif config.goal_set == "random":
-        goals = None
-    else:
-        raise ValueError(f"env.goal_set must be 'official' or 'random', got {config.goal_set!r}")
+    goals = official_goals(benchmark, task_names, config.goal_seed) if config.goal_set == GoalSet.official else None
     max_steps = config.max_episode_steps or METAWORLD_HORIZON
     label = f"{suite}/{task_names[0]}" if benchmark == "MT1" else suite
     return Suite(name=label, family="metaworld", tasks=tasks, episodes_per_task=GOALS_PER_TASK,
-                 max_episode_steps=max_steps, config=config, camera_names=METAWORLD_CAMERAS, goals=goals,
+                 max_episode_steps=max_steps, config=config, env_factory=make_env,
+                 expert_factory=MetaWorldExpertPolicy, camera_names=METAWORLD_CAMERAS, goals=goals,
                  state_layout=(("state", STATE_DIM),), action_dim=ACTION_DIM, video_camera="corner")
 
 

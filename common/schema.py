@@ -16,6 +16,12 @@ Batch keys (a batch is a flat ``dict[str, array]``):
     ``task.embedding``     (B, E) float32, a frozen text embedding of the instruction
     ``action``             (B, T, Da) float32
     ``action.is_pad``      (B, T) bool, True where the window ran past the episode's end
+In rollouts the engine also passes, per row, what identifies the moment of the episode:
+    ``episode.seed``       (B,) int64, the seed the episode's env was reset with (a function of the run's
+                           seed, the task and the episode index, never of the worker that runs it)
+    ``episode.step``       (B,) int64, env steps executed in the episode so far
+so a stochastic policy draws its noise from (episode.seed, episode.step) and the same evaluation gives
+the same episodes whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ TASK_EMBEDDING = "task.embedding"
 TASK_INSTRUCTION = "task.instruction"
 ACTION = "action"
 ACTION_IS_PAD = "action.is_pad"
+EPISODE_SEED = "episode.seed"
+EPISODE_STEP = "episode.step"
 
 
 def rgb_key(camera: str) -> str:
@@ -80,7 +88,8 @@ class ChunkPolicy(Protocol):
 
         Args:
             batch: ``obs.state`` (B, To, Ds), optional ``obs.rgb.<camera>`` (B, To, 3, H, W)
-                uint8, ``task.index`` (B,) and ``task.instruction`` (a list of B strings).
+                uint8, ``task.index`` (B,), ``task.instruction`` (a list of B strings),
+                ``episode.seed`` and ``episode.step`` (B,).
 
         Returns:
             actions (B, T, Da) float32 with T >= ``n_action_steps``; the first Ta are executed.

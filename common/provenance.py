@@ -37,16 +37,16 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
-def run_metadata(protocol: dict[str, Any], seed: int, **extra: Any) -> dict[str, Any]:
+def provenance(**extra: Any) -> dict[str, Any]:
+    """Where a result comes from: package versions, Python, git commit, command line, machine, time;
+    `extra` (protocol, seed, ...) first. Every result file and every benchmark figure carries it."""
     return {
-        "protocol": protocol,
-        "seed": seed,
+        **extra,
         "packages": package_versions(),
         "python": sys.version.split()[0],
         "git_commit": git_commit(),
         "command": " ".join(sys.argv),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "mujoco_gl": os.environ.get("MUJOCO_GL")},
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        **extra,
     }

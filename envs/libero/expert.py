@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from envs.libero_env import OBS_PRIVILEGED
-from schema import OBS_STATE, TASK_INDEX, Task
+from common.schema import OBS_STATE, TASK_INDEX, Task
+from envs.libero.env import OBS_PRIVILEGED
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class PlacePlan:
 
 def plan_for(goal_state: list[list[str]], task_name: str) -> PlacePlan:
     """The PlacePlan of a BDDL goal with one ``in``/``on`` predicate; ValueError otherwise."""
-    from envs.libero_env import goal_entities
+    from envs.libero.env import goal_entities
 
     if len(goal_state) != 1 or goal_state[0][0].lower() not in PLACE_PREDICATES:
         raise ValueError(f"no scripted LIBERO expert for {task_name}: goal {goal_state}; the experts solve one "
@@ -143,7 +143,7 @@ class LiberoExpertPolicy:
     n_action_steps = 1
 
     def __init__(self, tasks: list[Task]):
-        from envs.libero_suites import goal_state
+        from envs.libero.suites import goal_state
 
         self.tasks = tasks
         self.plans: dict[int, PlacePlan | None] = {}

@@ -13,21 +13,22 @@ robosuite from the BDDL regions, seeded per episode (for demonstrations).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from typing import Any
 
 import numpy as np
 
-from envs.config import EnvConfig
-from envs.libero_env import ACTION_DIM, CAMERAS, STATE_LAYOUT
-from envs.suites import Suite, register_suite
-from schema import Task
+from common.schema import ChunkPolicy, Task
+from envs.base import EnvOptions
+from envs.config import EnvConfig, GoalSet
+from envs.libero.env import ACTION_DIM, CAMERAS, STATE_LAYOUT, LiberoTaskEnv
+from envs.registry import Suite, register_suite
 
 # Per-suite step limits of the standard LIBERO evaluation (OpenVLA's run_libero_eval.py).
 LIBERO_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520,
                     "libero_90": 400}
 INIT_STATES_PER_TASK = 50
-NUM_SETTLE_STEPS = 10  # no-op steps after each reset, not counted in the step limit
 
 
 def libero_benchmark(name: str) -> Any:
@@ -50,29 +51,35 @@ def goal_state(suite_name: str, task_index: int) -> list[list[str]]:
     return bddl_utils.robosuite_parse_problem(bddl_file(suite_name, task_index))["goal_state"]
 
 
+def make_env(suite: Suite, task: Task, options: EnvOptions) -> LiberoTaskEnv:
+    """The env factory of every LIBERO suite (imports robosuite: seconds, once per worker)."""
+    init_states = None if suite.goals is None else suite.goals[task.name]
+    return LiberoTaskEnv(task, bddl_file(suite.name, task.index), init_states, options)
+
+
+def make_expert(tasks: list[Task]) -> ChunkPolicy:
+    """The expert factory of every LIBERO suite: the privileged-state experts of `envs.libero.expert`."""
+    from envs.libero.expert import LiberoExpertPolicy
+
+    return LiberoExpertPolicy(tasks)
+
+
 def _libero_suite(name: str, config: EnvConfig) -> Suite:
     if config.task is not None:
         raise ValueError(f"{name} runs all its tasks; env.task must be null, got {config.task!r}")
     bench = libero_benchmark(name)
     tasks = [Task(suite=name, name=bench.get_task(i).name, index=i, instruction=bench.get_task(i).language)
              for i in range(bench.get_num_tasks())]
-    if config.goal_set == "official":
+    init_states = None
+    if config.goal_set == GoalSet.official:
         init_states = {t.name: np.asarray(bench.get_task_init_states(t.index)) for t in tasks}
-    elif config.goal_set == "random":
-        init_states = None
-    else:
-        raise ValueError(f"env.goal_set must be 'official' (the fixed init states) or 'random', "
-                         f"got {config.goal_set!r}")
     # The init states play the role of Meta-World's goal variations: one per episode of the protocol.
     return Suite(name=name, family="libero", tasks=tasks, episodes_per_task=INIT_STATES_PER_TASK,
                  max_episode_steps=config.max_episode_steps or LIBERO_MAX_STEPS[name], config=config,
-                 camera_names=tuple(CAMERAS), goals=init_states, state_layout=STATE_LAYOUT,
-                 action_dim=ACTION_DIM, video_camera="agentview")
-
-
-def _register(name: str) -> None:
-    register_suite(name)(lambda config: _libero_suite(name, config))
+                 env_factory=make_env, expert_factory=make_expert, camera_names=tuple(CAMERAS),
+                 goals=init_states, state_layout=STATE_LAYOUT, action_dim=ACTION_DIM, video_camera="agentview",
+                 protocol_text="the task's BDDL goal holds at any step of the episode (after the settle steps)")
 
 
 for _name in LIBERO_MAX_STEPS:
-    _register(_name)
+    register_suite(_name)(functools.partial(_libero_suite, _name))

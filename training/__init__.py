@@ -1,0 +1,1 @@
+"""The training loop every policy shares: batches, optimizer, EMA, checkpoints, exact resume, DDP, logs."""
