@@ -1,14 +1,14 @@
 """Compute threads that fit the machine as it is: free cores, and OpenMP that does not spin for long.
 
-Torch's OpenMP threads (GNU libgomp) spin for a long while before they sleep. Two trainings on two
-cores, each with two spinning threads, measured 157-522 samples/s each against ~2,000 alone (the
-mt10_state UNet; `python -m bench.train_contention`). Two remedies, both defaults here:
+Torch's OpenMP threads (GNU libgomp) spin for a long while before they sleep: two trainings on two
+cores, each with two spinning threads, slow each other several-fold (measured side by side by
+`python -m bench.train_contention`; figures in docs/benchmarks.md). Two remedies, both defaults here:
 
 - `limit_openmp_spinning()` caps the spin at GOMP_SPINCOUNT=1000 iterations (unless the user set
-  GOMP_SPINCOUNT or OMP_WAIT_POLICY): a single run keeps ~95% of its speed, two runs at once get
-  ~800 each. libgomp reads the variable when torch loads it, so the entry points call this first.
+  GOMP_SPINCOUNT or OMP_WAIT_POLICY). libgomp reads the variable when torch loads it, so the entry
+  points call this first.
 - `training_threads()` gives torch the cores that are idle when training starts (sampled from
-  /proc/stat), so a run started beside a busy one takes one thread (1,200 samples/s each).
+  /proc/stat), so a run started beside a busy one takes one thread.
 """
 
 from __future__ import annotations

@@ -95,10 +95,8 @@ class CameraRenderer:
     is in `self.rotated_cameras` and logged.
 
     `fast=True` trades looks for speed on software (OSMesa) rendering: no shadows, no
-    reflections, and no multisample anti-aliasing in the offscreen buffer. With OSMesa at
-    128x128 on Meta-World this measured ~95 frames per CPU second against ~7.6 for
-    `fast=False` (~12x; see bench/render_fps.py): shadows and reflections account for
-    ~6x, anti-aliasing (offsamples 4 -> 0) for another ~2x.
+    reflections, and no multisample anti-aliasing in the offscreen buffer: about an order of
+    magnitude faster with OSMesa (`python -m bench.render_fps`; docs/benchmarks.md).
 
     `hidden_geom_groups` are left out of the images, e.g. (0,) for robosuite scenes, whose
     collision geoms (group 0) robosuite's own cameras never show (``render_collision_mesh=False``).

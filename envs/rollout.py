@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -32,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
+from common.progress import progress_bar
 from common.schema import EPISODE_SEED, EPISODE_STEP, TASK_INDEX, TASK_INSTRUCTION, ChunkPolicy, Task
 from envs.registry import Suite
 from envs.results import EpisodeRecord
@@ -171,8 +170,7 @@ class RolloutEngine:
         if not requests:
             return
         cfg = self.config
-        bar = tqdm(total=len(requests), desc=self.suite.name, unit="ep", disable=not self.progress,
-                   dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)  # log files: every 30 s
+        bar = progress_bar(len(requests), self.suite.name, "ep", self.progress)
         stats = {"done": 0, "success": 0, "start": time.monotonic(), "steps_before": self.env_steps}
 
         def finish(record: EpisodeRecord) -> None:

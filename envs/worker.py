@@ -52,7 +52,7 @@ class WorkerSpec:
     video_fps: int = 30
     max_idle_envs: int = 8  # finished envs kept for reuse (building a scene can take seconds); the
     # engine gives the slot count: fewer and slots that finish together would close envs they reuse
-    # next, more and a LIBERO worker holds scenes (~0.6 GB each) of tasks it has left behind
+    # next, more and a LIBERO worker holds large scenes (docs/libero.md) of tasks it has left behind
 
 
 @dataclass

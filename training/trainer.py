@@ -34,9 +34,9 @@ from diffusers.training_utils import EMAModel
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from common.atomic import DiskFullError, atomic_directory, recover_directory
+from common.progress import progress_bar
 from common.schema import TASK_INDEX
 from common.threads import training_threads
 from policies.acting import select_device
@@ -269,8 +269,7 @@ class Trainer:
             self.writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step)
         model = self._model()
         model.train()
-        bar = tqdm(total=self.config.num_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
-                   disable=not (self.progress and self.is_main))
+        bar = progress_bar(self.config.num_steps, "train", "step", self.progress and self.is_main, self.step)
         window: list[dict[str, float]] = []
         started, samples = time.perf_counter(), 0
         try:
