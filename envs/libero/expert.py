@@ -143,7 +143,7 @@ class LiberoExpertPolicy:
     n_action_steps = 1
 
     def __init__(self, tasks: list[Task]):
-        from envs.libero.suites import goal_state
+        from envs.libero.benchmark import goal_state
 
         self.tasks = tasks
         self.plans: dict[int, PlacePlan | None] = {}

@@ -12,16 +12,14 @@ robosuite from the BDDL regions, seeded per episode (for demonstrations).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
-from typing import Any
 
 import numpy as np
 
 from common.schema import ChunkPolicy, Task
 from envs.base import EnvOptions
 from envs.config import EnvConfig, GoalSet
+from envs.libero.benchmark import bddl_file, libero_benchmark
 from envs.libero.env import ACTION_DIM, CAMERAS, STATE_LAYOUT, LiberoTaskEnv
 from envs.registry import Suite, register_suite
 
@@ -29,26 +27,6 @@ from envs.registry import Suite, register_suite
 LIBERO_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520,
                     "libero_90": 400}
 INIT_STATES_PER_TASK = 50
-
-
-def libero_benchmark(name: str) -> Any:
-    """The ``libero.libero.benchmark`` suite object of `name`, task order 0 (its info line silenced)."""
-    from libero.libero import benchmark
-
-    with contextlib.redirect_stdout(io.StringIO()):  # "[info] Applying task order index 0 ..."
-        return benchmark.get_benchmark(name)(task_order_index=0)
-
-
-def bddl_file(suite_name: str, task_index: int) -> str:
-    """Path of the BDDL file of one task (bundled in the package)."""
-    return libero_benchmark(suite_name).get_task_bddl_file_path(task_index)
-
-
-def goal_state(suite_name: str, task_index: int) -> list[list[str]]:
-    """The BDDL goal predicates of one task, e.g. [['in', 'ketchup_1', 'basket_1_contain_region']]."""
-    from libero.libero.envs import bddl_utils
-
-    return bddl_utils.robosuite_parse_problem(bddl_file(suite_name, task_index))["goal_state"]
 
 
 def make_env(suite: Suite, task: Task, options: EnvOptions) -> LiberoTaskEnv:
