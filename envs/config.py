@@ -16,13 +16,14 @@ class GoalSet(StrEnum):
 class FaultKind(StrEnum):
     exception = "exception"  # the env raises a Python exception
     segfault = "segfault"  # the worker process dies
+    hang = "hang"  # the env never returns from its step (a stuck simulator or GL call)
 
 
 @dataclass
 class FaultConfig:
     """Deliberate failures, to test that the evaluation engine survives them. Off by default."""
 
-    kind: FaultKind | None = None  # None, exception or segfault
+    kind: FaultKind | None = None  # None, exception, segfault or hang
     task: str | None = None  # task name to fail in; None: any task
     episode: int = 0  # episode index to fail in
     step: int = 1  # env step (1-based) at which to fail

@@ -51,6 +51,9 @@ class EpisodeRecord:
             runs that agree on it took the same actions.
         message: what went wrong, for ``unstable`` and ``error`` episodes.
         video: path of the episode's mp4, relative to the run's output directory.
+        retries: times the episode was started again because the process running it died or its node was
+            lost (the Ray backend; always 0 with the local engine, whose dead workers' episodes are errors).
+            Journals written before this field existed read as 0.
     """
 
     task: str
@@ -62,6 +65,7 @@ class EpisodeRecord:
     reward: float | None = None
     message: str | None = None
     video: str | None = None
+    retries: int = 0
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -80,7 +84,8 @@ class EpisodeRecord:
         return cls(task=record["task"], task_index=int(record["task_index"]),
                    episode=int(record["episode"]), status=record["status"],
                    success=bool(record["success"]), length=int(record["length"]), reward=record.get("reward"),
-                   message=record.get("message"), video=record.get("video"))
+                   message=record.get("message"), video=record.get("video"),
+                   retries=int(record.get("retries") or 0))
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -139,6 +144,7 @@ def _summarize_task(task: Task, records: list[EpisodeRecord]) -> dict[str, Any]:
         "mean_length": _round(np.mean([r.length for r in valid])) if valid else None,
         "unstable": sum(r.status == "unstable" for r in records),
         "errors": len(records) - len(valid),
+        "retries": sum(r.retries for r in records),
         "error_messages": list(dict.fromkeys(messages))[:MAX_ERROR_MESSAGES],
     }
 
@@ -155,6 +161,7 @@ def _summarize_suite(task_stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "ci95": [_round(low), _round(high)],
         "errors": sum(s["errors"] for s in task_stats.values()),
         "unstable": sum(s["unstable"] for s in task_stats.values()),
+        "retries": sum(s["retries"] for s in task_stats.values()),
     }
 
 

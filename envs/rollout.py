@@ -4,6 +4,9 @@
                            out_dir=Path("outputs/eval/x"))
     engine.run(policy, requests, on_record=journal.append)
 
+`make_engine` builds the engine `rollout.backend` names from the registry `ENGINES`: this one ("local")
+or Ray actors on a cluster ("ray", envs/ray_engine.py), which take the same arguments and calls.
+
 `run` starts and stops the worker processes itself; inside ``with engine:`` they (and their
 envs) stay up across several `run` calls.
 
@@ -26,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -33,12 +37,52 @@ from typing import Any
 import numpy as np
 
 from common.progress import progress_bar
+from common.registry import Registry
 from common.schema import EPISODE_SEED, EPISODE_STEP, TASK_INDEX, TASK_INSTRUCTION, ChunkPolicy, Task
 from envs.registry import Suite
 from envs.results import EpisodeRecord
 from envs.worker import SlotUpdate, WorkerSpec, worker_main
 
 log = logging.getLogger(__name__)
+
+# Engines by `rollout.backend`; envs/ray_engine.py registers "ray" (it imports ray only when used).
+ENGINES: Registry[type] = Registry("rollout backend", discover="envs")
+
+
+class Backend(StrEnum):
+    local = "local"  # worker processes on this machine
+    ray = "ray"  # Ray actors on this machine or a cluster (docs/ray.md)
+
+
+class RayAuth(StrEnum):
+    auto = "auto"  # a new local cluster: Ray's default (token); an address: token mode when a token exists
+    token = "token"  # always token mode (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)
+    disabled = "disabled"  # no authentication: only on a private network
+
+
+@dataclass
+class RayConfig:
+    """The Ray backend: where the actors run and what happens when they fail (docs/ray.md)."""
+
+    address: str | None = None  # an existing cluster: "HOST:PORT", or "auto" (RAY_ADDRESS, or the cluster
+    # `ray start` started on this machine); None: start a local cluster for this run
+    num_actors: int = 2  # actors, each with rollout.envs_per_worker env slots and its own policy copy
+    num_cpus_per_actor: float = 1.0
+    num_gpus_per_actor: float = 0.0  # 1: the actor's policy and EGL rendering on its own GPU
+    max_restarts: int = 3  # Ray restarts a dead actor (crash, lost node) at most this many times
+    max_episode_retries: int = 2  # an episode whose actor died runs again at most this often (record: retries)
+    episode_timeout_s: float = 1800.0  # an episode running longer is an error (hung); its actor is restarted
+    actor_start_timeout_s: float = 300.0  # no actor able to run episodes for this long stops the run
+    auth: RayAuth = RayAuth.auto  # auto, token or disabled (Ray 2.60 turns token authentication on)
+    working_dir: str | None = None  # ship this folder to the nodes (runtime_env); None: same path on every node
+
+    def __post_init__(self) -> None:
+        if self.num_actors < 1 or self.max_restarts < 0 or self.max_episode_retries < 0:
+            raise ValueError(f"rollout.ray: need num_actors >= 1, max_restarts >= 0 and max_episode_retries >= 0, "
+                             f"got {self.num_actors}, {self.max_restarts} and {self.max_episode_retries}")
+        if self.episode_timeout_s <= 0 or self.actor_start_timeout_s <= 0:
+            raise ValueError(f"rollout.ray timeouts must be > 0, got episode_timeout_s={self.episode_timeout_s}, "
+                             f"actor_start_timeout_s={self.actor_start_timeout_s}")
 
 
 @dataclass
@@ -56,9 +100,11 @@ class RolloutConfig:
     step_timeout_s: float = 300.0  # a worker silent for this long is killed and replaced
     seed: int = 0  # episode e of task i is reset with seed + 100_000 * i + e
     policy_batch_size: int = 8  # a learned policy acts on micro-batches of exactly this many episodes
-    policy_threads: int = 1  # torch threads of a learned policy in the engine process
+    policy_threads: int = 1  # torch threads of a learned policy in the engine process (or each Ray actor)
     # (both fixed, so that a learned policy gives the same episodes whatever the worker count:
     # policies/acting.py says why)
+    backend: Backend = Backend.local  # local (worker processes) or ray (actors on a cluster)
+    ray: RayConfig = field(default_factory=RayConfig)  # used with backend=ray
 
     def __post_init__(self) -> None:
         if self.num_workers < 1 or self.envs_per_worker < 1:
@@ -345,3 +391,14 @@ class RolloutEngine:
                              f"(B={len(active)}, T>={self.n_action_steps}, Da)")
         for slot, chunk in zip(active, chunks):
             slot.chunk = chunk[: self.n_action_steps]
+
+
+ENGINES.register(Backend.local.value, RolloutEngine)
+
+
+def make_engine(suite: Suite, config: RolloutConfig, n_obs_steps: int, n_action_steps: int, out_dir: Path,
+                progress: bool = True, record_trajectories: bool = False, action_noise: float = 0.0):
+    """The engine of `config.backend` (a RolloutEngine or one with its `run`/`start`/`close` calls)."""
+    engine_class = ENGINES.get(str(config.backend))
+    return engine_class(suite, config, n_obs_steps, n_action_steps, out_dir, progress=progress,
+                        record_trajectories=record_trajectories, action_noise=action_noise)

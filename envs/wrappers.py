@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,8 @@ class FaultInjectionWrapper(gym.Wrapper):
     """Fails on purpose at a configured (task, episode, step), to test the evaluation engine.
 
     ``kind="exception"`` raises RuntimeError; ``kind="segfault"`` kills its own process with SIGSEGV,
-    as a MuJoCo crash would. With ``only_once`` a marker file under `marker_dir` records that
+    as a MuJoCo crash would; ``kind="hang"`` never returns, as a stuck simulator or GL call.
+    With ``only_once`` a marker file under `marker_dir` records that
     the fault fired, so a re-run (resume) completes.
     """
 
@@ -208,6 +210,8 @@ class FaultInjectionWrapper(gym.Wrapper):
             self._marker().touch()
             if self.fault.kind == "segfault":
                 os.kill(os.getpid(), signal.SIGSEGV)
+            while self.fault.kind == "hang":
+                time.sleep(3600)
             raise RuntimeError(f"injected fault in {self.task_name} episode {self.fault.episode} "
                                f"step {self.fault.step}")
         return self.env.step(action)

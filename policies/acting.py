@@ -78,6 +78,12 @@ class PolicyActor:
             self.index_map = torch.zeros(len(tasks), dtype=torch.long)  # unused without task-index embedding
             self.task_embeddings = embed_instructions(encoder, [t.instruction for t in tasks])
 
+    def to(self, device: str) -> PolicyActor:
+        """Move the policy to `device` (e.g. "cuda" in a Ray actor given a GPU); returns self."""
+        self.device = select_device(device)
+        self.policy = self.policy.to(self.device)
+        return self
+
     def predict_action_chunk(self, batch: dict[str, Any]) -> np.ndarray:
         """obs.state (B, To, Ds), obs.rgb.<camera> (B, To, 3, H, W) uint8, task.index (B,),
         episode.seed and episode.step (B,) -> actions (B, T, Da) float32."""

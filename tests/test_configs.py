@@ -28,7 +28,9 @@ def said(error: BaseException) -> str:
 @pytest.mark.parametrize("config_name, override, valid", [
     ("eval", "env.goal_set=fixed", "official, random"),
     ("collect", "keep=most", "success, all"),
-    ("eval", "env.fault.kind=crash", "exception, segfault"),
+    ("eval", "env.fault.kind=crash", "exception, segfault, hang"),
+    ("eval", "rollout.backend=slurm", "local, ray"),
+    ("collect", "rollout.ray.auth=none", "auto, token, disabled"),
     ("train", "trainer.mixed_precision=fp8", "auto, bf16, no"),
     ("train", "policy.prediction_type=v_prediction", "epsilon, sample"),
     ("train", "policy.action_normalization=minmax", "min_max, mean_std"),

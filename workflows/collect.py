@@ -30,7 +30,7 @@ from datasets.writer import write_task_file
 from envs.config import EnvConfig, GoalSet
 from envs.registry import Suite, make_suite
 from envs.results import EpisodeRecord
-from envs.rollout import EpisodeRequest, RolloutConfig, RolloutEngine
+from envs.rollout import EpisodeRequest, RolloutConfig, make_engine
 
 log = logging.getLogger("collect")
 
@@ -140,8 +140,8 @@ def collect(cfg: CollectConfig) -> dict[str, Path]:
     todo = [t for t in suite.tasks if t not in done]
     collector = TaskCollector(suite, cfg, out_dir, todo)
     policy = suite.make_expert()
-    engine = RolloutEngine(suite, cfg.rollout, policy.n_obs_steps, policy.n_action_steps, out_dir, cfg.progress,
-                           record_trajectories=True, action_noise=cfg.action_noise)
+    engine = make_engine(suite, cfg.rollout, policy.n_obs_steps, policy.n_action_steps, out_dir, cfg.progress,
+                         record_trajectories=True, action_noise=cfg.action_noise)
     limit = int(np.ceil(cfg.episodes_per_task * cfg.max_attempts_factor))
     if suite.goals is not None:
         limit = min(limit, suite.episodes_per_task)

@@ -29,7 +29,7 @@ from common.schema import ChunkPolicy
 from envs.config import EnvConfig
 from envs.registry import Suite, make_suite
 from envs.results import EpisodeJournal, config_fingerprint, format_markdown, summarize, write_results
-from envs.rollout import EpisodeRequest, RolloutConfig, RolloutEngine
+from envs.rollout import EpisodeRequest, RolloutConfig, make_engine
 from policies.acting import PolicyActor
 from policies.base import MultitaskPolicy
 from policies.checkpoint import WEIGHTS_FILE, load_policy
@@ -156,7 +156,7 @@ def evaluate(cfg: EvalConfig, under_test: PolicyUnderTest | None = None) -> dict
         if len(requests) < episodes * len(suite.tasks):
             log.info("resuming: %d of %d episodes already in %s", episodes * len(suite.tasks) - len(requests),
                      episodes * len(suite.tasks), journal.path)
-        engine = RolloutEngine(suite, cfg.rollout, policy.n_obs_steps, policy.n_action_steps, out_dir, cfg.progress)
+        engine = make_engine(suite, cfg.rollout, policy.n_obs_steps, policy.n_action_steps, out_dir, cfg.progress)
         complete = False
         try:
             with policy_threads(cfg.rollout.policy_threads):

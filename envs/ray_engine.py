@@ -1,0 +1,421 @@
+"""The Ray rollout backend: actors on a Ray cluster (or a local one) run whole episodes.
+
+    python eval.py rollout.backend=ray                                   # a local Ray cluster, 2 actors
+    python eval.py rollout.backend=ray rollout.ray.address=HEAD:6379 rollout.ray.num_actors=64
+    python collect.py rollout.backend=ray                                # collection too
+
+`RayRolloutEngine` takes the local engine's arguments and calls (`run`, `start`, `close`, `with`), so the
+workflows build either through `envs.rollout.make_engine`. Each actor (`envs.ray_actor.EpisodeRunner`)
+owns `rollout.envs_per_worker` env slots and a copy of the policy (`ray.put` once per run; on one GPU with
+`rollout.ray.num_gpus_per_actor=1`). The driver keeps at most that many episodes in flight per actor and
+hands every finished episode to the same `on_record` callback as the local engine (the resume journal),
+in finishing order; videos come back as bytes and are written under out_dir here.
+
+Faults (docs/ray.md):
+- an actor that dies (crash, OOM kill, lost node) is restarted by Ray (`rollout.ray.max_restarts`); its
+  running episodes go back to the queue and run again, at most `max_episode_retries` times, on whichever
+  actor is free; the record counts the retries. The driver re-submits instead of Ray's
+  `max_task_retries`, which would retry without the record knowing;
+- an episode running longer than `episode_timeout_s` is an error record (hung) and its actor is killed and
+  restarted (its other episodes are retried);
+- no actor able to run episodes for `actor_start_timeout_s` stops the run: what finished is in the journal;
+- Ctrl-C stops the actors; the journal holds every episode that finished, and re-running resumes.
+An episode's record is appended once, when it finishes; a retry never adds a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.atomic import write_bytes
+from common.progress import progress_bar
+from common.schema import ChunkPolicy
+from envs.ray_actor import EpisodeJob, EpisodeResult, EpisodeRunner
+from envs.registry import Suite
+from envs.results import EpisodeRecord
+from envs.rollout import (
+    ENGINES,
+    Backend,
+    EpisodeRequest,
+    RayAuth,
+    RayConfig,
+    RolloutConfig,
+    _split_task_major,
+    episode_seed,
+)
+from envs.worker import WorkerSpec
+
+log = logging.getLogger(__name__)
+
+AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"
+PING_INTERVAL_S = 1.0  # how often an actor that is not ready (starting, restarting) is asked again
+WAIT_S = 1.0  # longest wait for results, so Ctrl-C and deadlines are seen promptly
+CREATION_FAILED = "creation task"  # in Ray's message when an actor's __init__ raised
+
+
+def lost_actor_errors() -> tuple[type[BaseException], ...]:
+    """What `ray.get` raises for a task whose actor, process or node went away (not the task's own error)."""
+    from ray import exceptions
+
+    return (exceptions.RayActorError, exceptions.OutOfMemoryError, exceptions.NodeDiedError,
+            exceptions.WorkerCrashedError, exceptions.ObjectLostError, exceptions.ActorUnschedulableError)
+
+
+def token_available() -> bool:
+    """Whether Ray finds an authentication token: RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    return Path(path).is_file() if path else (Path.home() / ".ray" / "auth_token").is_file()
+
+
+def auth_mode(auth: RayAuth, address: str | None) -> str | None:
+    """The RAY_AUTH_MODE to run with; None leaves Ray's default.
+
+    `ray start` turns token authentication on when it finds a token, and a new local cluster
+    (`ray.init()` without an address) always does, creating ~/.ray/auth_token if needed; but a driver
+    joining an address turns it on only if told, and is then refused ("token is missing or incorrect").
+    `auto` follows the cluster: token mode whenever a token is there to send (also accepted by a cluster
+    without authentication); a mode the user set in RAY_AUTH_MODE is kept.
+    """
+    if auth != RayAuth.auto:
+        return str(auth)
+    if AUTH_MODE_VARIABLE in os.environ or address is None:
+        return None
+    return "token" if token_available() else None
+
+
+def configure_auth(auth: RayAuth, address: str | None) -> None:
+    """Export RAY_AUTH_MODE before `ray.init` (see `auth_mode`)."""
+    mode = auth_mode(auth, address)
+    if mode is None or os.environ.get(AUTH_MODE_VARIABLE) == mode:
+        return
+    os.environ[AUTH_MODE_VARIABLE] = mode
+    from ray._raylet import Config
+
+    Config.initialize("")  # Ray read RAY_AUTH_MODE when imported; re-read it, as ray.init does for a new cluster
+
+
+def connect(config: RayConfig, cpus_needed: float = 0.0) -> None:
+    """Join the cluster at `config.address`, or start a local one; nothing when Ray is already initialised.
+
+    A local cluster declares at least `cpus_needed` CPUs, so asking for more actors than cores
+    oversubscribes them as the local engine's workers would, rather than waiting forever.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    configure_auth(config.auth, config.address)
+    # "local" starts a new cluster even where RAY_ADDRESS or a `ray start` on this machine names one
+    kwargs: dict[str, Any] = {"address": config.address or "local", "include_dashboard": False,
+                              "logging_level": logging.WARNING}
+    if config.working_dir:
+        kwargs["runtime_env"] = {"working_dir": config.working_dir, "excludes": [".git", "outputs", "data"]}
+    if config.address is None:
+        kwargs["num_cpus"] = max(os.cpu_count() or 1, int(cpus_needed + 0.999))
+    ray.init(**kwargs)
+    log.info("Ray: %s, resources %s", config.address or "local cluster", ray.cluster_resources())
+
+
+class RayEpisodeRunner(EpisodeRunner):
+    """`EpisodeRunner` as a Ray actor: the GPU it renders and acts on is the one Ray assigned."""
+
+    def __init__(self, spec: WorkerSpec, policy_threads: int = 1):
+        import ray
+
+        super().__init__(spec, policy_threads, gpu_ids=[int(i) for i in ray.get_gpu_ids()])
+
+
+def worker_spec(suite: Suite, config: RolloutConfig, n_obs_steps: int, n_action_steps: int, out_dir: Path,
+                record_trajectories: bool, action_noise: float) -> WorkerSpec:
+    """The env slots' settings, as the local engine gives its workers."""
+    video_camera = config.video_camera or suite.video_camera
+    if config.videos_per_task > 0:
+        suite.check_cameras([video_camera])
+    return WorkerSpec(suite=suite, n_obs_steps=n_obs_steps, n_action_steps=n_action_steps, out_dir=Path(out_dir),
+                      record_videos=config.videos_per_task > 0, video_camera=video_camera,
+                      video_size=config.video_size, video_fps=config.video_fps,
+                      max_idle_envs=config.envs_per_worker, record_trajectories=record_trajectories,
+                      action_noise=action_noise)
+
+
+@dataclass
+class _Job:
+    request: EpisodeRequest
+    retries: int = 0  # runs lost with a dead actor so far
+
+
+@dataclass
+class _Actor:
+    index: int
+    handle: Any
+    ready: bool = False
+    ping: Any = None  # ObjectRef of the pending `ready` call
+    next_ping: float = 0.0
+    running: int = 0  # episodes in flight
+    last_error: str | None = None  # why it was last found not ready
+
+
+@dataclass
+class _Flight:
+    job: _Job
+    actor: _Actor
+    deadline: float
+    hung: bool = False
+
+
+@dataclass
+class _Run:
+    queues: list[deque[_Job]]  # one task-major block per actor
+    finish: Callable[[EpisodeRecord], None]
+    on_trajectory: Callable[[EpisodeRecord, dict[str, Any]], None] | None
+    retry: deque[_Job] = field(default_factory=deque)  # episodes whose actor died: run first
+    flights: dict[Any, _Flight] = field(default_factory=dict)  # ObjectRef -> episode in flight
+    last_ready: float = field(default_factory=time.monotonic)  # when some actor last could take episodes
+
+    def pending(self) -> bool:
+        return bool(self.retry) or any(self.queues)
+
+
+class RayRolloutEngine:
+    """Runs episode requests with a policy on Ray actors; see the module docstring."""
+
+    def __init__(self, suite: Suite, config: RolloutConfig, n_obs_steps: int, n_action_steps: int,
+                 out_dir: Path, progress: bool = True, record_trajectories: bool = False,
+                 action_noise: float = 0.0):
+        self.suite, self.config, self.ray_config = suite, config, config.ray
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        self.spec = worker_spec(suite, config, n_obs_steps, n_action_steps, self.out_dir, record_trajectories,
+                                action_noise)
+        self.env_steps = 0
+        self._actors: list[_Actor] | None = None
+
+    def run(self, policy: ChunkPolicy, requests: Iterable[EpisodeRequest],
+            on_record: Callable[[EpisodeRecord], None],
+            on_trajectory: Callable[[EpisodeRecord, dict[str, Any]], None] | None = None) -> None:
+        """Run every request; `on_record` is called once per finished episode, in finishing order."""
+        import ray
+
+        requests = list(requests)
+        if not requests:
+            return
+        bar = progress_bar(len(requests), self.suite.name, "ep", self.progress)
+        stats = {"done": 0, "success": 0, "start": time.monotonic(), "steps_before": self.env_steps}
+
+        def finish(record: EpisodeRecord) -> None:
+            on_record(record)
+            stats["done"] += 1
+            stats["success"] += int(record.success)
+            bar.set_postfix(success=f"{stats['success'] / stats['done']:.2f}",
+                            steps_s=f"{self.run_steps_per_s(stats):.0f}", refresh=False)
+            bar.update(1)
+
+        started_here = self._actors is None
+        if started_here:
+            self.start()
+        blocks = _split_task_major(requests, len(self._actors))
+        run = _Run(queues=[deque(_Job(r) for r in block) for block in blocks], finish=finish,
+                   on_trajectory=on_trajectory)
+        policy_box = [ray.put(policy)]  # boxed: the actors fetch it once, not with every episode
+        try:
+            while run.pending() or run.flights:
+                self._ping()
+                self._submit(run, policy_box)
+                self._receive(run)
+                self._check_deadlines(run)
+                self._check_progress(run)
+        except BaseException:
+            self.close()  # actors may be mid-episode: never reuse them
+            raise
+        finally:
+            bar.close()
+            if started_here:
+                self.close()
+
+    def run_steps_per_s(self, stats: dict[str, float]) -> float:
+        """Env steps per second of the `run` that `stats` belongs to (the engine may serve several)."""
+        return (self.env_steps - stats["steps_before"]) / max(time.monotonic() - stats["start"], 1e-9)
+
+    def start(self) -> None:
+        """Connect to Ray and create the actors (they start in the background; `run` waits for them)."""
+        import ray
+
+        if self._actors is not None:
+            return
+        cfg = self.ray_config
+        connect(cfg, cfg.num_actors * cfg.num_cpus_per_actor)
+        actor_class = ray.remote(RayEpisodeRunner).options(
+            num_cpus=cfg.num_cpus_per_actor, num_gpus=cfg.num_gpus_per_actor, max_restarts=cfg.max_restarts,
+            max_task_retries=0, scheduling_strategy="SPREAD")
+        self._actors = [_Actor(i, actor_class.remote(self.spec, self.config.policy_threads))
+                        for i in range(cfg.num_actors)]
+
+    def close(self) -> None:
+        """Stop the actors (their envs with them)."""
+        import ray
+
+        for actor in self._actors or []:
+            try:
+                ray.kill(actor.handle, no_restart=True)
+            except Exception:  # noqa: BLE001  an actor that is already gone
+                log.debug("actor %d was already gone", actor.index, exc_info=True)
+        self._actors = None
+
+    def __enter__(self) -> RayRolloutEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _ping(self) -> None:
+        """Ask every actor that is not known to be ready whether it is (again)."""
+        now = time.monotonic()
+        for actor in self._actors:
+            if not actor.ready and actor.ping is None and now >= actor.next_ping:
+                actor.ping = actor.handle.ready.remote()
+
+    def _submit(self, run: _Run, policy_box: list) -> None:
+        """Fill every ready actor's slots: retried episodes first, then its own block, then steal."""
+        for actor in self._actors:
+            while actor.ready and actor.running < self.config.envs_per_worker and run.pending():
+                job = self._next_job(run, actor)
+                request = job.request
+                episode = EpisodeJob(request.task, request.episode, episode_seed(self.config.seed, request),
+                                     video=request.episode < self.config.videos_per_task)
+                ref = actor.handle.run_episode.remote(episode, policy_box)
+                run.flights[ref] = _Flight(job, actor, time.monotonic() + self.ray_config.episode_timeout_s)
+                actor.running += 1
+
+    @staticmethod
+    def _next_job(run: _Run, actor: _Actor) -> _Job:
+        if run.retry:
+            return run.retry.popleft()
+        own = run.queues[actor.index]
+        if own:
+            return own.popleft()
+        return max(run.queues, key=len).pop()  # the far end: other tasks than that block's actor runs
+
+    def _receive(self, run: _Run) -> None:
+        """Wait briefly for results and pings, and take every one that is ready."""
+        import ray
+
+        pings = {actor.ping: actor for actor in self._actors if actor.ping is not None}
+        refs = list(run.flights) + list(pings)
+        if not refs:
+            time.sleep(min(WAIT_S, PING_INTERVAL_S))
+            return
+        deadlines = [f.deadline for f in run.flights.values() if not f.hung]
+        timeout = max(0.0, min([WAIT_S, *[d - time.monotonic() for d in deadlines]]))
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in ready:
+            if ref in pings:
+                self._answer_ping(pings[ref], ref)
+            else:
+                self._finish_flight(run, run.flights.pop(ref), ref)
+
+    def _answer_ping(self, actor: _Actor, ref: Any) -> None:
+        import ray
+
+        actor.ping = None
+        try:
+            info = ray.get(ref)
+        except lost_actor_errors() as error:  # restarting, not placed yet, or dead for good: ask again later
+            if CREATION_FAILED in str(error):  # its __init__ raised: a restart raises the same
+                raise RuntimeError(f"Ray actor {actor.index} could not start: {error}") from None
+            actor.next_ping = time.monotonic() + PING_INTERVAL_S
+            actor.last_error = _first_line(error)
+            log.debug("actor %d not ready: %s", actor.index, error)
+            return
+        actor.ready, actor.last_error = True, None
+        log.info("Ray actor %d ready: %s", actor.index, info)
+
+    def _finish_flight(self, run: _Run, flight: _Flight, ref: Any) -> None:
+        import ray
+
+        flight.actor.running -= 1
+        job, request = flight.job, flight.job.request
+        try:
+            result: EpisodeResult = ray.get(ref)
+        except lost_actor_errors() as error:
+            flight.actor.ready = False
+            if flight.hung:
+                message = f"hung: still running after {self.ray_config.episode_timeout_s:.0f} s; its actor was restarted"
+                run.finish(_error_record(request, message, job.retries))
+            elif job.retries < self.ray_config.max_episode_retries:
+                log.warning("actor %d died running %s episode %d; running it again (retry %d of %d)",
+                            flight.actor.index, request.task.name, request.episode, job.retries + 1,
+                            self.ray_config.max_episode_retries)
+                run.retry.append(_Job(request, job.retries + 1))
+            else:
+                message = (f"its actor died {job.retries + 1} times (rollout.ray.max_episode_retries="
+                           f"{self.ray_config.max_episode_retries}): {_first_line(error)}")
+                run.finish(_error_record(request, message, job.retries))
+            return
+        except ray.exceptions.RayTaskError as error:  # the policy or the engine raised: stop, as the local engine
+            raise error.as_instanceof_cause() from None
+        run.last_ready = time.monotonic()
+        self._deliver(run, result, job)
+
+    def _deliver(self, run: _Run, result: EpisodeResult, job: _Job) -> None:
+        self.env_steps += result.steps
+        record = EpisodeRecord.from_dict(result.record)
+        record.retries = job.retries
+        if result.video is not None:
+            write_bytes(self.out_dir / record.video, result.video)
+        if result.trajectory is not None and run.on_trajectory is not None:
+            run.on_trajectory(record, result.trajectory)
+        run.finish(record)
+
+    def _check_deadlines(self, run: _Run) -> None:
+        """Kill (and so restart) the actor of an episode past its deadline; that episode becomes an error."""
+        import ray
+
+        now = time.monotonic()
+        for flight in run.flights.values():
+            if not flight.hung and now >= flight.deadline:
+                flight.hung = True
+                flight.actor.ready = False
+                log.error("actor %d: %s episode %d still running after %.0f s; restarting the actor",
+                          flight.actor.index, flight.job.request.task.name, flight.job.request.episode,
+                          self.ray_config.episode_timeout_s)
+                ray.kill(flight.actor.handle, no_restart=False)
+
+    def _check_progress(self, run: _Run) -> None:
+        """Stop when no actor could take episodes for `actor_start_timeout_s` while some wait."""
+        import ray
+
+        now = time.monotonic()
+        if any(actor.ready for actor in self._actors):
+            run.last_ready = now
+        elif run.pending() and now - run.last_ready > self.ray_config.actor_start_timeout_s:
+            cfg = self.ray_config
+            said = {actor.index: actor.last_error for actor in self._actors if actor.last_error}
+            raise RuntimeError(
+                f"no Ray actor could run episodes for {cfg.actor_start_timeout_s:.0f} s "
+                f"(rollout.ray.actor_start_timeout_s): {cfg.num_actors} actors of {cfg.num_cpus_per_actor} CPU and "
+                f"{cfg.num_gpus_per_actor} GPU each; cluster resources available now: {ray.available_resources()}; "
+                f"actors said: {said or 'nothing'}. The finished episodes are saved; re-run to resume")
+
+
+def _error_record(request: EpisodeRequest, message: str, retries: int) -> EpisodeRecord:
+    return EpisodeRecord(task=request.task.name, task_index=request.task.index, episode=request.episode,
+                         status="error", success=False, length=0, message=message, retries=retries)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+ENGINES.register(Backend.ray.value, RayRolloutEngine)
