@@ -1,6 +1,8 @@
 """The inside of a Ray rollout actor: whole episodes on its own env slots with its own policy copy.
 
-`EpisodeRunner` is a plain class (tested in-process); envs/ray_engine.py wraps it with `ray.remote`.
+`EpisodeRunner` is a plain class (tested in-process); `RayEpisodeRunner` is it in an actor's process, which
+envs/ray_engine.py wraps with `ray.remote`. This module imports neither ray nor the driver's modules, so an
+actor starts with few imports.
 Each `run_episode` call is one episode, a coroutine on the actor's event loop: the env slots are a
 `RolloutWorker` (the wrapper stack and reset/step logic of the local engine's workers), and the episodes
 running on the actor meet in `ActionBatcher`, which makes ONE policy call once every running episode
@@ -127,8 +129,6 @@ class EpisodeRunner:
     """
 
     def __init__(self, spec: WorkerSpec, policy_threads: int = 1, gpu_ids: list[int] | None = None):
-        limit_openmp_spinning()  # before torch is loaded (it comes with a learned policy's weights)
-        limit_threads()
         self.scratch = scratch_folder(spec.out_dir)
         self.worker = RolloutWorker(replace(spec, out_dir=self.scratch))
         self.policy_threads = policy_threads
@@ -153,6 +153,7 @@ class EpisodeRunner:
         stem = str(self.scratch / "videos" / f"{job.task.name}_ep{job.episode:03d}") if job.video else None
         self.batcher.enter()
         try:
+            await asyncio.sleep(0)  # episodes arriving together enter before any acts: their first call is one
             update = self.worker.handle(("reset", slot, job.task.name, job.episode, job.seed, stem))
             steps = 0
             while update.obs is not None:
@@ -186,6 +187,18 @@ class EpisodeRunner:
 
     def close(self) -> None:
         self.worker.close()
+
+
+class RayEpisodeRunner(EpisodeRunner):
+    """`EpisodeRunner` as a Ray actor (a process of its own): one compute thread, as the local engine's
+    workers, and the GPU it renders and acts on is the one Ray assigned."""
+
+    def __init__(self, spec: WorkerSpec, policy_threads: int = 1):
+        import ray
+
+        limit_openmp_spinning()  # before torch is loaded (it comes with a learned policy's weights)
+        limit_threads()
+        super().__init__(spec, policy_threads, gpu_ids=[int(i) for i in ray.get_gpu_ids()])
 
 
 def _render_on_gpu(cuda_id: int) -> dict[str, Any]:

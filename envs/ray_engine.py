@@ -37,7 +37,7 @@ from typing import Any
 from common.atomic import write_bytes
 from common.progress import progress_bar
 from common.schema import ChunkPolicy
-from envs.ray_actor import EpisodeJob, EpisodeResult, EpisodeRunner
+from envs.ray_actor import EpisodeJob, EpisodeResult, RayEpisodeRunner
 from envs.registry import Suite
 from envs.results import EpisodeRecord
 from envs.rollout import (
@@ -123,15 +123,6 @@ def connect(config: RayConfig, cpus_needed: float = 0.0) -> None:
         kwargs["num_cpus"] = max(os.cpu_count() or 1, int(cpus_needed + 0.999))
     ray.init(**kwargs)
     log.info("Ray: %s, resources %s", config.address or "local cluster", ray.cluster_resources())
-
-
-class RayEpisodeRunner(EpisodeRunner):
-    """`EpisodeRunner` as a Ray actor: the GPU it renders and acts on is the one Ray assigned."""
-
-    def __init__(self, spec: WorkerSpec, policy_threads: int = 1):
-        import ray
-
-        super().__init__(spec, policy_threads, gpu_ids=[int(i) for i in ray.get_gpu_ids()])
 
 
 def worker_spec(suite: Suite, config: RolloutConfig, n_obs_steps: int, n_action_steps: int, out_dir: Path,
@@ -379,12 +370,13 @@ class RayRolloutEngine:
         run.finish(record)
 
     def _check_deadlines(self, run: _Run) -> None:
-        """Kill (and so restart) the actor of an episode past its deadline; that episode becomes an error."""
+        """Kill (and so restart) the actor of an episode past its deadline; that episode becomes an error, the
+        actor's other episodes (stalled behind it) are retried."""
         import ray
 
         now = time.monotonic()
         for flight in run.flights.values():
-            if not flight.hung and now >= flight.deadline:
+            if not flight.hung and flight.actor.ready and now >= flight.deadline:
                 flight.hung = True
                 flight.actor.ready = False
                 log.error("actor %d: %s episode %d still running after %.0f s; restarting the actor",

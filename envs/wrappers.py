@@ -6,8 +6,8 @@ The policy keeps no rollout state; a worker stacks these around a task env:
 
 from __future__ import annotations
 
-import os
 import signal
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -208,8 +208,8 @@ class FaultInjectionWrapper(gym.Wrapper):
         if self._armed and self._steps == self.fault.step:
             self._marker().parent.mkdir(parents=True, exist_ok=True)
             self._marker().touch()
-            if self.fault.kind == "segfault":
-                os.kill(os.getpid(), signal.SIGSEGV)
+            if self.fault.kind == "segfault":  # in this thread, as a crash in the step: a signal to the process
+                signal.pthread_kill(threading.get_ident(), signal.SIGSEGV)  # may reach another thread too late
             while self.fault.kind == "hang":
                 time.sleep(3600)
             raise RuntimeError(f"injected fault in {self.task_name} episode {self.fault.episode} "
