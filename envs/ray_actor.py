@@ -199,6 +199,7 @@ class RayEpisodeRunner(EpisodeRunner):
         limit_openmp_spinning()  # before torch is loaded (it comes with a learned policy's weights)
         limit_threads()
         super().__init__(spec, policy_threads, gpu_ids=[int(i) for i in ray.get_gpu_ids()])
+        self.info["node"] = ray.get_runtime_context().get_node_id()[:8]
 
 
 def _render_on_gpu(cuda_id: int) -> dict[str, Any]:

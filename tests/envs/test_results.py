@@ -54,8 +54,17 @@ TASKS = [
 
 
 def test_record_round_trip():
-    rec = EpisodeRecord("push-v3", 0, 3, "unstable", False, 17, message="qacc", video="videos/a.mp4")
+    rec = EpisodeRecord("push-v3", 0, 3, "unstable", False, 17, message="qacc", video="videos/a.mp4", retries=2)
     assert EpisodeRecord.from_dict(json.loads(json.dumps(rec.to_dict()))) == rec
+
+
+def test_a_journal_line_written_before_retries_existed_reads_as_no_retries():
+    old = {"task": "push-v3", "task_index": 0, "episode": 3, "status": "ok", "success": True, "length": 17,
+           "reward": 1.5, "message": None, "video": None}
+    assert EpisodeRecord.from_dict(old).retries == 0
+    records = [EpisodeRecord.from_dict(old), EpisodeRecord("push-v3", 0, 4, "ok", True, 9, retries=1)]
+    summary = summarize(records, [Task("mt", "push-v3", 0, "push")])
+    assert summary["tasks"]["push-v3"]["retries"] == summary["suite"]["retries"] == 1
 
 
 def test_record_rejects_unknown_status():
