@@ -25,7 +25,7 @@ def test_a_run_survives_a_lost_node_with_every_episode_accounted_for(tmp_path):
     """One actor per node; the worker node dies once three episodes are journaled. Its actor's running episode
     is re-queued and run on the head's actor (Ray cannot restart the actor: no node has a free CPU), and the
     run completes: every episode exactly once, the lost one counted as retried, none an error."""
-    episodes = 10
+    episodes = 30  # time for both actors to start on a busy machine before the kill
     with LocalRayCluster(worker_nodes=1, cpus_per_node=1) as cluster:
         command = [sys.executable, "eval.py", "env=metaworld_mt1", "env.task=reach-v3",
                    f"episodes_per_task={episodes}", "env.terminate_on_success=false", "env.max_episode_steps=150",
