@@ -17,35 +17,27 @@ at most Ta-1). So the last T-Ta steps of an episode are never the current step (
 as actions). Episodes shorter than T-Ta+1 steps give no window; that is logged as a warning,
 never silent.
 
-State and actions live in RAM (all steps of all episodes in two arrays); images are read from
-HDF5 per sample through file handles opened lazily in each process (keyed on the process id,
-so DataLoader workers open their own after fork and pickling carries no handles), or from an
-optional in-RAM uint8 cache (`cache_images`).
+The episodes come from the source of `dataset.format` (`datasets.source`): task files in the HDF5 layout,
+or a LeRobotDataset v3 folder (`datasets.lerobot`). State and actions live in RAM (all steps of all
+episodes in two arrays); images are read from the source per sample (HDF5 datasets, or video frames),
+through handles opened lazily in each process (keyed on the process id, so DataLoader workers open their
+own after fork and pickling carries no handles), or from an optional in-RAM uint8 cache (`cache_images`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from common.schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, TASK_INSTRUCTION, rgb_key
 from datasets.config import DatasetConfig, check_window
-from datasets.reader import (
-    DatasetError,
-    TaskEpisodes,
-    check_compatible,
-    image_dataset_path,
-    read_task_file,
-    resolve_task_files,
-    upright,
-)
+from datasets.reader import DatasetError, TaskEpisodes, check_compatible
+from datasets.source import open_source
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +47,8 @@ class MultitaskSequenceDataset(Dataset):
 
     Attributes:
         config: the `DatasetConfig` it was built from.
-        files: the task files read, in order.
+        source: where the episodes come from (`datasets.source.EpisodeSource` of `config.format`).
+        files: the files the data is read from (task files, or a LeRobot folder's parquet and meta files).
         root: folder beside which derived files (statistics) are cached.
         tasks: (index, name, instruction) of each task present, by index.
         task_of_sample: (N,) int64, the task index of each sample (for balanced sampling).
@@ -67,20 +60,16 @@ class MultitaskSequenceDataset(Dataset):
         self.config = config
         self.n_obs_steps, self.horizon, self.n_action_steps = config.n_obs_steps, config.horizon, config.n_action_steps
         self.cameras = list(config.cameras)
-        source = config.path if isinstance(config.path, (str, Path)) else list(config.path)
-        self.files = resolve_task_files(source)
-        self.root = Path(source) if isinstance(source, (str, Path)) and Path(source).is_dir() else self.files[0].parent
-        task_files = [read_task_file(path, list(config.state_keys), self.cameras) for path in self.files]
+        self.source = open_source(config)
+        self.files, self.root = self.source.files, self.source.root
+        task_files = self.source.task_files
         check_compatible(task_files)
-        indices = task_indices([tf.task for tf in task_files], config.task_names, self.files)
+        indices = task_indices([tf.task for tf in task_files], config.task_names, [tf.path for tf in task_files])
         self.tasks = sorted((indices[i], tf.task, tf.instruction) for i, tf in enumerate(task_files))
         self.image_shapes = {c: (3, *task_files[0].image_shapes[c][:2]) for c in self.cameras}
         self._index_episodes(task_files, indices)
         self._obs_offsets = np.arange(1 - self.n_obs_steps, 1)
         self._action_offsets = np.arange(self.horizon)
-        self._pid: int | None = None
-        self._handles: dict[int, h5py.File] = {}
-        self._image_datasets: dict[tuple[int, str], h5py.Dataset] = {}
         self._image_cache = self._load_image_cache() if config.cache_images and self.cameras else None
         logger.info("dataset: %d tasks, %d episodes, %d steps, %d windows from %s", len(self.tasks),
                     len(self._length), len(self._state), len(self), self.root)
@@ -98,9 +87,8 @@ class MultitaskSequenceDataset(Dataset):
         self._sample_episode, self._sample_t = window_starts(self._length, self.horizon, self.n_action_steps)
         self.task_of_sample = self._episode_task[self._sample_episode]
         self._instructions = [task_files[f].instruction for f, _ in episodes]
-        self._convention = [task_files[f].image_convention for f, _ in episodes]
         shortest = self.horizon - self.n_action_steps + 1
-        empty = [f"{self.files[f].name}:{e.demo}" for f, e in episodes if e.length < shortest]
+        empty = [f"{task_files[f].path.name}:{e.demo}" for f, e in episodes if e.length < shortest]
         if empty:
             logger.warning("%d episodes are shorter than horizon - n_action_steps + 1 = %d steps and give no "
                            "window: %s", len(empty), shortest, ", ".join(empty))
@@ -151,24 +139,10 @@ class MultitaskSequenceDataset(Dataset):
         if self._image_cache is not None:
             return self._image_cache[camera][steps + self._begin[episode]]
         first, end = int(steps[0]), int(steps[-1]) + 1
-        frames = self._image_dataset(episode, camera)[first:end]  # h5py reads one plain slice fastest
+        frames = self.source.frames(int(self._episode_file[episode]), self._episode_demo[episode], camera, first, end)
         if end - first != len(steps):  # step 0 repeated at the episode start
             frames = frames[steps - first]
-        frames = upright(frames, self._convention[episode])
         return np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
-
-    def _image_dataset(self, episode: int, camera: str) -> h5py.Dataset:
-        """This process's handle on one episode's images; handles inherited through fork are not used."""
-        if self._pid != os.getpid():
-            self._pid, self._handles, self._image_datasets = os.getpid(), {}, {}
-        dataset = self._image_datasets.get((episode, camera))
-        if dataset is None:
-            file_index = int(self._episode_file[episode])
-            if file_index not in self._handles:
-                self._handles[file_index] = h5py.File(self.files[file_index], "r")
-            path = image_dataset_path(self._episode_demo[episode], camera)
-            dataset = self._image_datasets[(episode, camera)] = self._handles[file_index][path]
-        return dataset
 
     def _load_image_cache(self) -> dict[str, np.ndarray]:
         """Every frame of every camera, upright, (N, 3, H, W) uint8 in RAM; refuses what does not fit."""
@@ -183,22 +157,15 @@ class MultitaskSequenceDataset(Dataset):
         for episode in range(self.num_episodes):
             begin, end = int(self._begin[episode]), int(self._begin[episode] + self._length[episode])
             for camera in self.cameras:
-                frames = upright(self._image_dataset(episode, camera)[()], self._convention[episode])
+                frames = self.source.frames(int(self._episode_file[episode]), self._episode_demo[episode], camera, 0,
+                                            int(self._length[episode]))
                 cache[camera][begin:end] = frames.transpose(0, 3, 1, 2)
         self.close()
         return cache
 
     def close(self) -> None:
-        """Close this process's HDF5 handles (they reopen on the next image read)."""
-        if self._pid == os.getpid():
-            for handle in self._handles.values():
-                handle.close()
-        self._pid, self._handles, self._image_datasets = None, {}, {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.update(_pid=None, _handles={}, _image_datasets={})
-        return state
+        """Close this process's file handles (they reopen on the next image read)."""
+        self.source.close()
 
 
 def task_indices(names: list[str], task_names: list[str] | None, files: list[Path]) -> list[int]:

@@ -1,8 +1,9 @@
 """Per-key statistics of a dataset (min, max, mean, std over every step), cached beside the data.
 
-The cache file is ``<root>/.stats_<fingerprint>.json``; the fingerprint covers the task files'
-names, sizes and modification times and the keys chosen for ``obs.state``, so a changed file
-or a different state selection gives a new name and a stale cache is never read.
+The cache file is ``<root>/.stats_<fingerprint>.json``; the fingerprint covers the data files'
+names, sizes and modification times, the keys chosen for ``obs.state`` and what else the source
+reads (`EpisodeSource.identity`, e.g. a LeRobot folder's action feature), so a changed file or a
+different selection gives a new name and a stale cache is never read.
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ def compute_statistics(dataset: MultitaskSequenceDataset) -> dict[str, dict[str,
 
 
 def statistics_fingerprint(dataset: MultitaskSequenceDataset) -> str:
-    """Hash of the task files (name, size, mtime) and the chosen state keys."""
+    """Hash of the data files (name, size, mtime), the chosen state keys and the source's identity."""
     digest = hashlib.sha256(f"v{FORMAT_VERSION}".encode())
     for path in dataset.files:
         info = path.stat()
         digest.update(f"{path.name}|{info.st_size}|{info.st_mtime_ns}\n".encode())
     digest.update(json.dumps({"state_keys": list(dataset.config.state_keys), "keys": [OBS_STATE, ACTION]}).encode())
+    if dataset.source.identity:  # HDF5 has none: its caches keep their names
+        digest.update(json.dumps(dataset.source.identity, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
