@@ -35,8 +35,11 @@ class EpisodeSource(Protocol):
         root: the folder beside which derived files (statistics) are cached.
         task_files: one `TaskEpisodes` per task; `task_files[f].episodes[e].demo` names an episode to `frames`.
         identity: what else decides the arrays (e.g. which features are read), for the statistics cache.
+        collected: (a class attribute) whether `collect.py` writes this format, so train.py may collect
+            missing tasks into `dataset.path`.
     """
 
+    collected: bool
     files: list[Path]
     root: Path
     task_files: list[TaskEpisodes]
@@ -59,6 +62,8 @@ def open_source(config: DatasetConfig) -> EpisodeSource:
 @SOURCES.register("hdf5")
 class HDF5Source:
     """Task files in the robomimic / LIBERO HDF5 layout (`datasets.reader`), images read from HDF5 per call."""
+
+    collected = True
 
     def __init__(self, config: DatasetConfig):
         source = config.path if isinstance(config.path, (str, Path)) else list(config.path)

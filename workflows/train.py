@@ -23,6 +23,7 @@ from common.atomic import ensure_folder, write_text
 from datasets.config import DatasetConfig
 from datasets.sampling import sample_weights
 from datasets.sequence_dataset import MultitaskSequenceDataset
+from datasets.source import SOURCES
 from datasets.statistics import load_or_compute_statistics
 from envs.config import EnvConfig, GoalSet
 from envs.registry import Suite, make_suite
@@ -74,8 +75,9 @@ POLICIES.discover()  # the policies' config schemas, policy/<name>_schema, are w
 
 
 def ensure_demonstrations(cfg: TrainConfig, suite: Suite) -> None:
-    """Collect expert demonstrations for the suite's tasks that have no file in dataset.path yet."""
-    if not isinstance(cfg.dataset.path, str) or not cfg.collect_missing:
+    """Collect expert demonstrations for the suite's tasks that have no file in dataset.path yet (formats the
+    collection writes only: a LeRobot folder is read as it is)."""
+    if not isinstance(cfg.dataset.path, str) or not cfg.collect_missing or not SOURCES.get(cfg.dataset.format).collected:
         return
     missing = [t.name for t in suite.tasks if not task_file(Path(cfg.dataset.path), t).exists()]
     if not missing:
@@ -132,7 +134,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         ensure_folder(out_dir, "out_dir")
         ensure_demonstrations(cfg, suite)
     wait_for_main_process()  # the other processes read the files rank 0 collected
-    dataset = MultitaskSequenceDataset(dataclasses.replace(cfg.dataset, task_names=[t.name for t in suite.tasks]))
+    dataset = MultitaskSequenceDataset(dataclasses.replace(cfg.dataset, task_names=[t.name for t in suite.tasks],
+                                                           task_instructions=[t.instruction for t in suite.tasks]))
     policy = build_policy(cfg, suite, dataset)
     trainer = Trainer(cfg.trainer, policy, dataset, out_dir, sample_weights(dataset, cfg.dataset.task_balanced),
                       metadata={"suite": suite.name, "run": cfg.name, "dataset": str(dataset.root)},
