@@ -148,10 +148,11 @@ class _Job:
 class _Actor:
     index: int
     handle: Any
+    lanes: list[int]  # the run's queues this actor's slots take episodes from (one per slot)
     ready: bool = False
     ping: Any = None  # ObjectRef of the pending `ready` call
     next_ping: float = 0.0
-    running: int = 0  # episodes in flight
+    busy: set[int] = field(default_factory=set)  # lanes with an episode in flight
     last_error: str | None = None  # why it was last found not ready
 
 
@@ -159,13 +160,14 @@ class _Actor:
 class _Flight:
     job: _Job
     actor: _Actor
+    lane: int
     deadline: float
     hung: bool = False
 
 
 @dataclass
 class _Run:
-    queues: list[deque[_Job]]  # one task-major block per actor
+    queues: list[deque[_Job]]  # one task-major block per actor slot (lane), as the local engine's slots
     finish: Callable[[EpisodeRecord], None]
     on_trajectory: Callable[[EpisodeRecord, dict[str, Any]], None] | None
     retry: deque[_Job] = field(default_factory=deque)  # episodes whose actor died: run first
@@ -213,7 +215,7 @@ class RayRolloutEngine:
         started_here = self._actors is None
         if started_here:
             self.start()
-        blocks = _split_task_major(requests, len(self._actors))
+        blocks = _split_task_major(requests, len(self._actors) * self.config.envs_per_worker)
         run = _Run(queues=[deque(_Job(r) for r in block) for block in blocks], finish=finish,
                    on_trajectory=on_trajectory)
         policy_box = [ray.put(policy)]  # boxed: the actors fetch it once, not with every episode
@@ -247,8 +249,9 @@ class RayRolloutEngine:
         actor_class = ray.remote(RayEpisodeRunner).options(
             num_cpus=cfg.num_cpus_per_actor, num_gpus=cfg.num_gpus_per_actor, max_restarts=cfg.max_restarts,
             max_task_retries=0, scheduling_strategy="SPREAD")
-        self._actors = [_Actor(i, actor_class.remote(self.spec, self.config.policy_threads))
-                        for i in range(cfg.num_actors)]
+        slots = self.config.envs_per_worker
+        self._actors = [_Actor(i, actor_class.remote(self.spec, self.config.policy_threads),
+                               lanes=list(range(i * slots, (i + 1) * slots))) for i in range(cfg.num_actors)]
 
     def close(self) -> None:
         """Stop the actors (their envs with them)."""
@@ -276,25 +279,29 @@ class RayRolloutEngine:
                 actor.ping = actor.handle.ready.remote()
 
     def _submit(self, run: _Run, policy_box: list) -> None:
-        """Fill every ready actor's slots: retried episodes first, then its own block, then steal."""
+        """Give every idle lane of a ready actor its next episode: a retried one first, then the lane's own
+        block (consecutive episodes of a task reuse the env the last one left), then steal."""
         for actor in self._actors:
-            while actor.ready and actor.running < self.config.envs_per_worker and run.pending():
-                job = self._next_job(run, actor)
+            for lane in actor.lanes:
+                if not actor.ready or not run.pending():
+                    break
+                if lane in actor.busy:
+                    continue
+                job = self._next_job(run, lane)
                 request = job.request
                 episode = EpisodeJob(request.task, request.episode, episode_seed(self.config.seed, request),
                                      video=request.episode < self.config.videos_per_task)
                 ref = actor.handle.run_episode.remote(episode, policy_box)
-                run.flights[ref] = _Flight(job, actor, time.monotonic() + self.ray_config.episode_timeout_s)
-                actor.running += 1
+                run.flights[ref] = _Flight(job, actor, lane, time.monotonic() + self.ray_config.episode_timeout_s)
+                actor.busy.add(lane)
 
     @staticmethod
-    def _next_job(run: _Run, actor: _Actor) -> _Job:
+    def _next_job(run: _Run, lane: int) -> _Job:
         if run.retry:
             return run.retry.popleft()
-        own = run.queues[actor.index]
-        if own:
-            return own.popleft()
-        return max(run.queues, key=len).pop()  # the far end: other tasks than that block's actor runs
+        if run.queues[lane]:
+            return run.queues[lane].popleft()
+        return max(run.queues, key=len).pop()  # the far end: other tasks than that queue's lane runs
 
     def _receive(self, run: _Run) -> None:
         """Wait briefly for results and pings, and take every one that is ready."""
@@ -335,7 +342,7 @@ class RayRolloutEngine:
     def _finish_flight(self, run: _Run, flight: _Flight, ref: Any) -> None:
         import ray
 
-        flight.actor.running -= 1
+        flight.actor.busy.discard(flight.lane)
         job, request = flight.job, flight.job.request
         try:
             result: EpisodeResult = ray.get(ref)
