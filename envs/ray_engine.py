@@ -191,6 +191,7 @@ class RayRolloutEngine:
                                 action_noise)
         self.env_steps = 0
         self._actors: list[_Actor] | None = None
+        self._spec_ref: Any = None
 
     def run(self, policy: ChunkPolicy, requests: Iterable[EpisodeRequest],
             on_record: Callable[[EpisodeRecord], None],
@@ -250,8 +251,29 @@ class RayRolloutEngine:
             num_cpus=cfg.num_cpus_per_actor, num_gpus=cfg.num_gpus_per_actor, max_restarts=cfg.max_restarts,
             max_task_retries=0, scheduling_strategy="SPREAD")
         slots = self.config.envs_per_worker
-        self._actors = [_Actor(i, actor_class.remote(self.spec, self.config.policy_threads),
+        # Held here for the actors' lives: Ray re-runs a restarted actor's constructor with these arguments.
+        self._spec_ref = ray.put(self.spec)
+        self._actors = [_Actor(i, actor_class.remote(self._spec_ref, self.config.policy_threads),
                                lanes=list(range(i * slots, (i + 1) * slots))) for i in range(cfg.num_actors)]
+
+    def wait_ready(self, timeout_s: float | None = None) -> float:
+        """Start the actors if needed and wait until every one can take episodes; returns the seconds waited."""
+        import ray
+
+        self.start()
+        started, deadline = time.monotonic(), time.monotonic() + (timeout_s or self.ray_config.actor_start_timeout_s)
+        while not all(actor.ready for actor in self._actors):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Ray actors not ready after {timeout_s} s: "
+                                   f"{[a.last_error for a in self._actors if not a.ready]}")
+            self._ping()
+            pings = {actor.ping: actor for actor in self._actors if actor.ping is not None}
+            ready, _ = ray.wait(list(pings), num_returns=1, timeout=WAIT_S) if pings else ([], [])
+            for ref in ready:
+                self._answer_ping(pings[ref], ref)
+            if not pings:
+                time.sleep(0.05)
+        return time.monotonic() - started
 
     def close(self) -> None:
         """Stop the actors (their envs with them)."""
@@ -262,7 +284,7 @@ class RayRolloutEngine:
                 ray.kill(actor.handle, no_restart=True)
             except Exception:  # noqa: BLE001  an actor that is already gone
                 log.debug("actor %d was already gone", actor.index, exc_info=True)
-        self._actors = None
+        self._actors, self._spec_ref = None, None
 
     def __enter__(self) -> RayRolloutEngine:
         self.start()
