@@ -1,14 +1,16 @@
 """The inside of a Ray rollout actor: whole episodes on its own env slots with its own policy copy.
 
 `EpisodeRunner` is a plain class (tested in-process); `RayEpisodeRunner` is it in an actor's process, which
-envs/ray_engine.py wraps with `ray.remote`. This module imports neither ray nor the driver's modules, so an
-actor starts with few imports.
+envs/ray_engine.py wraps with `ray.remote`. This module imports neither ray (until an actor runs) nor the
+driver's modules, so an actor starts with few imports.
+
 Each `run_episode` call is one episode, a coroutine on the actor's event loop: the env slots are a
 `RolloutWorker` (the wrapper stack and reset/step logic of the local engine's workers), and the episodes
 running on the actor meet in `ActionBatcher`, which makes ONE policy call once every running episode
 waits for actions. The batch holds what the local engine's holds, `episode.seed` and `episode.step`
 included, so a learned policy acts bit for bit as it does there (policies/acting.py says why the
-grouping of rows into batches does not matter).
+grouping of rows into batches does not matter). The policy arrives pickled once per run; a learned one
+unpickles onto this process's device (`PolicyActor`: "auto" is the actor's GPU when Ray gave it one).
 
 A finished episode comes back as an `EpisodeResult`: the record dict the worker made, the trajectory
 (for collection), the mp4's bytes (the file is written on the actor's node, read and deleted there) and
@@ -134,12 +136,10 @@ class EpisodeRunner:
         self.policy_threads = policy_threads
         self.batcher = ActionBatcher(spec.n_action_steps)
         self.policy_key: Any = None
-        self.device = "cpu"
         self._slots = itertools.count()
         self.info = {"pid": os.getpid(), "gl": os.environ.get("MUJOCO_GL")}
         if gpu_ids:
             self.info |= _render_on_gpu(int(gpu_ids[0]))
-            self.device = "cuda"
 
     async def ready(self) -> dict[str, Any]:
         """What this actor runs on (process id, GL backend and, on a GPU, the EGL device and GL_RENDERER)."""
@@ -169,10 +169,7 @@ class EpisodeRunner:
         is_ref = type(key).__name__ == "ObjectRef"  # in-process (tests) the box holds the policy itself
         if key is self.policy_key or (is_ref and key == self.policy_key):
             return
-        policy = (await key) if is_ref else key
-        move = getattr(policy, "to", None)
-        if self.device != "cpu" and callable(move):
-            policy = move(self.device)
+        policy = (await key) if is_ref else key  # a learned policy unpickles onto this process's device
         if "torch" in sys.modules:  # a learned policy: the thread count is part of its arithmetic
             sys.modules["torch"].set_num_threads(self.policy_threads)
         self.batcher.policy, self.policy_key = policy, key

@@ -18,6 +18,7 @@ torch thread count matters the same way; the evaluation workflow fixes it (rollo
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,7 @@ class PolicyActor:
     def __init__(self, policy: MultitaskPolicy, tasks: list[Task], device: str = "auto", batch_size: int = 8):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.requested_device = device
         self.device = select_device(device)
         self.policy = policy.to(self.device).eval()
         self.n_obs_steps, self.n_action_steps = policy.n_obs_steps, policy.n_action_steps
@@ -78,11 +80,19 @@ class PolicyActor:
             self.index_map = torch.zeros(len(tasks), dtype=torch.long)  # unused without task-index embedding
             self.task_embeddings = embed_instructions(encoder, [t.instruction for t in tasks])
 
-    def to(self, device: str) -> PolicyActor:
-        """Move the policy to `device` (e.g. "cuda" in a Ray actor given a GPU); returns self."""
-        self.device = select_device(device)
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a Ray actor's copy) with the weights on the CPU, so a process without this one's GPU can
+        load it; unpickling puts them on the device `device` names there ("auto": that process's GPU if it
+        has one)."""
+        state = self.__dict__.copy()
+        if self.device.type != "cpu":
+            state["policy"] = copy.deepcopy(self.policy).cpu()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.device = select_device(self.requested_device)
         self.policy = self.policy.to(self.device)
-        return self
 
     def predict_action_chunk(self, batch: dict[str, Any]) -> np.ndarray:
         """obs.state (B, To, Ds), obs.rgb.<camera> (B, To, 3, H, W) uint8, task.index (B,),

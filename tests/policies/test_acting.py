@@ -40,6 +40,19 @@ def test_a_row_acts_the_same_whatever_batch_it_comes_in(denoiser):
     np.testing.assert_array_equal(together, reversed_order)
 
 
+def test_a_pickled_copy_acts_bit_for_bit_as_the_original():
+    """What a Ray actor receives (ray.put pickles the actor): the same weights, the same actions."""
+    import pickle
+
+    policy = make_policy(tiny_config("diffusion"), tiny_spec())
+    policy.conditioning.set_text_table(torch.randn(3, TEXT_DIM))
+    actor = PolicyActor(policy, tiny_spec().tasks, device="cpu", batch_size=4)
+    copy = pickle.loads(pickle.dumps(actor))
+    assert copy.policy is not actor.policy and copy.device == torch.device("cpu")
+    batch = numpy_batch([0, 1, 2], ["x"] * 3)
+    np.testing.assert_array_equal(copy.predict_action_chunk(batch), actor.predict_action_chunk(batch))
+
+
 def test_noise_comes_from_the_episode_seed_and_step():
     policy = make_policy(tiny_config("diffusion", "unet"), tiny_spec())
     policy.conditioning.set_text_table(torch.randn(3, TEXT_DIM))
