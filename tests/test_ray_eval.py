@@ -84,6 +84,13 @@ def test_ray_writes_the_local_engines_records_and_videos_even_when_an_actor_dies
     assert not list((tmp_path / "ray" / "videos").glob(".*"))  # no temporaries left
 
 
+def test_actors_the_cluster_cannot_place_stop_the_run_saying_why(tmp_path):
+    cfg = _config(tmp_path, Backend.ray, episodes=2, num_cpus_per_actor=64, actor_start_timeout_s=2)
+    with pytest.raises(RuntimeError, match=r"no Ray actor could run episodes for 2 s .* 64 CPU"):
+        evaluate(cfg)
+    assert json.loads((tmp_path / "results.json").read_text())["metadata"]["complete"] is False
+
+
 @pytest.mark.slow
 def test_a_learned_policy_acts_bit_for_bit_as_in_the_local_engine(tmp_path):
     checkpoint = _random_diffusion_checkpoint(tmp_path / "run" / "checkpoints" / "last")
