@@ -32,7 +32,8 @@ select_gl_backend()  # before mujoco is imported
 from bench.common import save  # noqa: E402
 from envs.config import EnvConfig  # noqa: E402
 from envs.ray_actor import EpisodeJob, EpisodeRunner  # noqa: E402
-from envs.ray_engine import connect, worker_spec  # noqa: E402
+from envs.ray_cluster import connect  # noqa: E402
+from envs.ray_engine import worker_spec  # noqa: E402
 from envs.registry import make_suite  # noqa: E402
 from envs.rollout import Backend, EpisodeRequest, RayConfig, RolloutConfig, episode_seed, make_engine  # noqa: E402
 from envs.worker import limit_threads  # noqa: E402

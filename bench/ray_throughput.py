@@ -29,7 +29,7 @@ import torch
 from bench.common import save
 from common.threads import limit_openmp_spinning
 from envs.config import EnvConfig
-from envs.ray_engine import connect
+from envs.ray_cluster import connect
 from envs.registry import Suite, make_suite
 from envs.rollout import Backend, EpisodeRequest, RayConfig, RolloutConfig, make_engine
 from policies.registry import make_policy

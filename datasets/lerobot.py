@@ -22,7 +22,6 @@ the instruction of), state and actions in RAM, camera frames decoded on demand a
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -31,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from datasets.config import DatasetConfig, ImageOrientation, LeRobotConfig
+from datasets.config import DatasetConfig, ImageOrientation
 from datasets.reader import OPENCV, DatasetError, Episode, TaskEpisodes
+from datasets.lerobot_files import open_video, read_data_file, read_episodes, read_info, read_tasks
 from datasets.source import SOURCES
 
 log = logging.getLogger(__name__)
@@ -73,14 +73,14 @@ class LeRobotSource:
         self.root = Path(config.path)
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: LeRobot dataset folder does not exist")
-        self.info = _read_info(self.root / INFO)
+        self.info = read_info(self.root / INFO)
         self.features: dict[str, dict[str, Any]] = self.info["features"]
         self.state_keys = self._default_state_keys() if all_state else list(config.state_keys)
         cameras = self._default_cameras() if all_cameras else list(config.cameras)
         self.camera_features = {c: self.lerobot.camera_features.get(c, CAMERA_PREFIX + c) for c in cameras}
         self._check_features()
-        self.tasks = _read_tasks(self.root / TASKS)
-        self.episode_rows = _read_episodes(self.root / EPISODES)
+        self.tasks = read_tasks(self.root / TASKS)
+        self.episode_rows = read_episodes(self.root / EPISODES)
         self.files = [self.root / INFO, self.root / TASKS, *sorted((self.root / EPISODES).glob("*/*.parquet"))]
         self.identity = {"format": "lerobot", "action": self.lerobot.action_feature}
         self._where: dict[str, _EpisodeFrames] = {}
@@ -143,7 +143,7 @@ class LeRobotSource:
         by_task: dict[int, list[Episode]] = {}
         vectors = list(dict.fromkeys([*self.state_keys, self.lerobot.action_feature]))
         for data_file, rows in self._episodes_by_data_file().items():
-            table = _read_data_file(data_file, [*FRAME_COLUMNS, *vectors])
+            table = read_data_file(data_file, [*FRAME_COLUMNS, *vectors])
             for key in vectors:
                 width = int(self.features[key]["shape"][0])
                 if table[key].ndim != 2 or table[key].shape[1] != width:
@@ -271,7 +271,7 @@ class LeRobotSource:
 
         key, tolerance = self.camera_features[camera], self.lerobot.timestamp_tolerance_s
         try:
-            container = self._handle(path, lambda: _open_video(path)) if keep_open else _open_video(path)
+            container = self._handle(path, lambda: open_video(path)) if keep_open else open_video(path)
             stream = container.streams.video[0]
             container.seek(max(0, int((times[0] - tolerance) / stream.time_base)), stream=stream, backward=True)
             found = []
@@ -297,7 +297,7 @@ class LeRobotSource:
         from PIL import Image
 
         key = self.camera_features[camera]
-        column = self._handle((where.data_file, key), lambda: _read_data_file(where.data_file, [key], raw=True)[key])
+        column = self._handle((where.data_file, key), lambda: read_data_file(where.data_file, [key], raw=True)[key])
         images = []
         for item in column[where.first_row + first: where.first_row + end]:
             data = item.get("bytes") if isinstance(item, dict) else None
@@ -333,104 +333,3 @@ class LeRobotSource:
 
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__, _pid=None, _open={})
-
-
-def _open_video(path: Path) -> Any:
-    """A PyAV container whose decoder runs in the calling thread. A decoder with threads of its own (dav1d's
-    default) cannot be freed in a process forked from the one that opened it (a DataLoader worker
-    collecting the parent's garbage): it waits forever for threads the fork did not copy. One thread per
-    DataLoader worker is also what the cores can give."""
-    import av
-
-    container = av.open(str(path))
-    container.streams.video[0].codec_context.thread_count = 1
-    return container
-
-
-# ---------------------------------------------------------------------- meta files
-
-
-def _read_info(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DatasetError(f"{path}: meta file is missing; a LeRobotDataset v3 folder has meta/info.json")
-    try:
-        info = json.loads(path.read_text())
-    except ValueError as error:
-        raise DatasetError(f"{path}: not valid JSON ({error})") from error
-    version = str(info.get("codebase_version", ""))
-    if not version.startswith("v3"):
-        raise DatasetError(f"{path}: key 'codebase_version' is {version!r}; only LeRobotDataset v3 folders are read "
-                           "(convert v2.1 with lerobot's convert_dataset_v21_to_v30)")
-    for key in ("features", "fps", "data_path"):
-        if key not in info:
-            raise DatasetError(f"{path}: key '{key}' is missing")
-    if any(f.get("dtype") == "video" for f in info["features"].values()) and "video_path" not in info:
-        raise DatasetError(f"{path}: key 'video_path' is missing, but features are videos")
-    return info
-
-
-def _read_table(path: Path) -> Any:
-    import pyarrow.parquet as pq
-
-    if not path.is_file():
-        raise DatasetError(f"{path}: meta file is missing")
-    try:
-        return pq.read_table(path)
-    except Exception as error:  # noqa: BLE001  pyarrow's errors for corrupt files vary
-        raise DatasetError(f"{path}: cannot read parquet file ({error})") from error
-
-
-def _read_tasks(path: Path) -> dict[int, str]:
-    """task_index -> text. The text is the pandas index LeRobot writes (column "task", or "__index_level_0__")."""
-    table = _read_table(path)
-    text = next((c for c in ("task", "__index_level_0__") if c in table.column_names), None)
-    if "task_index" not in table.column_names or text is None:
-        raise DatasetError(f"{path}: key 'task_index' or 'task' is missing (columns: {table.column_names})")
-    return {int(i): str(t) for i, t in zip(table.column("task_index").to_pylist(), table.column(text).to_pylist())}
-
-
-def _read_episodes(folder: Path) -> list[dict[str, Any]]:
-    files = sorted(folder.glob("*/*.parquet"))
-    if not files:
-        raise DatasetError(f"{folder}: meta files are missing (meta/episodes/chunk-*/file-*.parquet)")
-    rows = []
-    for path in files:
-        table = _read_table(path)
-        for column in ("episode_index", "length", "data/chunk_index", "data/file_index"):
-            if column not in table.column_names:
-                raise DatasetError(f"{path}: column '{column}' is missing")
-        names = [c for c in table.column_names if not c.startswith("stats/")]
-        rows += table.select(names).to_pylist()
-    return sorted(rows, key=lambda row: row["episode_index"])
-
-
-def _read_data_file(path: Path, columns: list[str], raw: bool = False) -> dict[str, Any]:
-    """Columns of a data file: (N,) for scalars, (N, D) for vectors; `raw` keeps Python objects (images)."""
-    import pyarrow.parquet as pq
-
-    try:
-        schema = pq.read_schema(path)
-        missing = [c for c in columns if c not in schema.names]
-        if missing:
-            raise DatasetError(f"{path}: key '{missing[0]}' is missing (columns: {schema.names})")
-        table = pq.read_table(path, columns=columns, memory_map=True)
-    except DatasetError:
-        raise
-    except Exception as error:  # noqa: BLE001
-        raise DatasetError(f"{path}: cannot read parquet file ({error})") from error
-    if raw:
-        return {c: table.column(c).to_pylist() for c in columns}
-    return {c: _to_numpy(path, c, table.column(c)) for c in columns}
-
-
-def _to_numpy(path: Path, key: str, column: Any) -> np.ndarray:
-    import pyarrow as pa
-
-    column = column.combine_chunks()
-    if pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type) or pa.types.is_large_list(column.type):
-        lengths = np.asarray(column.value_lengths()) if not pa.types.is_fixed_size_list(column.type) else None
-        values = np.asarray(column.flatten())
-        if lengths is not None and len(lengths) and (lengths != lengths[0]).any():
-            raise DatasetError(f"{path}: key '{key}' has rows of different lengths {sorted(set(lengths.tolist()))}")
-        return values.reshape(len(column), -1)
-    return np.asarray(column)

@@ -29,7 +29,7 @@ ray = pytest.importorskip("ray")
 def ray_cluster():
     """A local cluster with token authentication (Ray 2.60's default) from a token in the environment,
     so nothing is written to ~/.ray and nothing needs a network beyond this machine."""
-    from envs.ray_engine import connect
+    from envs.ray_cluster import connect
 
     saved = {name: os.environ.get(name) for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE")}
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(16)

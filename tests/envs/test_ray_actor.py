@@ -122,7 +122,7 @@ def test_every_backend_is_registered_and_the_factory_picks_it(tmp_path):
 ])
 def test_authentication_follows_the_cluster(monkeypatch, tmp_path, auth, address, environment, token_file,
                                             expected):
-    from envs.ray_engine import auth_mode
+    from envs.ray_cluster import auth_mode
 
     for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
