@@ -175,3 +175,27 @@ def test_collection_on_ray_writes_the_local_engines_demonstrations(tmp_path):
         for demo in local["data"]:
             for key in ("actions", "obs/state", "rewards", "dones"):
                 np.testing.assert_array_equal(local["data"][demo][key][()], remote["data"][demo][key][()])
+
+
+@pytest.mark.slow
+def test_evaluations_during_training_run_on_ray_and_match_the_local_engine(tmp_path):
+    """train.py with rollout.backend=ray: the weights in training are pickled to the actors; the final evaluation
+    gives the episodes eval.py gives for the saved checkpoint with the local engine."""
+    from tests.test_train import compose_train, episodes
+    from workflows.train import train
+
+    overrides = ["env=metaworld_mt1", "env.task=reach-v3", f"dataset.path={tmp_path / 'demos'}",
+                 "collect_episodes_per_task=2", f"out_dir={tmp_path / 'run'}", "progress=false",
+                 "policy.unet.down_dims=[16,32]", "policy.obs_encoder.state_hidden_dim=32",
+                 "policy.conditioning.text=false", "trainer.num_steps=4", "trainer.batch_size=8",
+                 "trainer.checkpoint_every=4", "eval_every=2", "eval_episodes_per_task=1",
+                 "final_eval_episodes_per_task=3", "rollout.backend=ray", "rollout.ray.num_actors=2",
+                 "rollout.envs_per_worker=2", "rollout.videos_per_task=0", "env.max_episode_steps=40"]
+    result = train(compose_train(overrides))
+    assert result["step"] == 4 and result["final_eval"]["suite"]["episodes"] == 3
+    assert json.loads((tmp_path / "run" / "eval" / "step_0000002" / "results.json").read_text())["suite"]["episodes"] == 1
+    cfg = EvalConfig(env=EnvConfig(suite="metaworld_mt1", task="reach-v3", max_episode_steps=40),
+                     checkpoint=str(tmp_path / "run" / "checkpoints" / "last"), episodes_per_task=3,
+                     rollout=_rollout(Backend.local, 1, 1), out_dir=str(tmp_path / "local"), progress=False)
+    evaluate(cfg)
+    assert episodes(tmp_path / "local") == episodes(tmp_path / "run" / "final_eval")
