@@ -87,7 +87,7 @@ def learned_policy(policy: MultitaskPolicy, suite: Suite, source: dict[str, Any]
     (`source`, with their sha256), the device and the fixed micro-batch and thread count."""
     actor = PolicyActor(policy, suite.tasks, device=device, batch_size=rollout.policy_batch_size)
     inference = {"device": str(actor.device), "batch_size": rollout.policy_batch_size,
-                 "threads": rollout.policy_threads}
+                 "threads": rollout.policy_threads, **({"notes": actor.notes} if actor.notes else {})}
     return PolicyUnderTest(actor, label, {**source, "inference": inference})
 
 
