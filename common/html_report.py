@@ -36,7 +36,7 @@ tr.total td { font-weight: 600; border-top: 2px solid #bbb; }
 .videos { display: grid; grid-template-columns: repeat(auto-fill, minmax(210px, 1fr)); gap: 12px; }
 figure.video { margin: 0; border: 1px solid #ddd; border-radius: 4px; padding: 6px; background: #fafafa; }
 figure.video video { width: 100%; height: auto; display: block; background: #000; }
-figure.video figcaption { font-size: 12px; margin-top: 4px; word-break: break-all; }
+figure.video figcaption { font-size: 12px; margin-top: 4px; overflow-wrap: anywhere; }
 .success { color: #006d2c; } .failure { color: #b30000; }
 table.videos-by-task video { width: 200px; height: auto; display: block; background: #000; }
 table.videos-by-task td { font-size: 12px; }

@@ -131,7 +131,8 @@ class HeadlessChromium:
         return result["result"].get("value")
 
     def screenshot(self, path: Path, full_page: bool = True) -> Path:
-        """Save a PNG of the page (the whole page when `full_page`)."""
+        """Save a PNG of the page (the whole page when `full_page`), its videos showing their first frame."""
+        self.evaluate(REWIND_VIDEOS_JS)
         params: dict[str, Any] = {"format": "png"}
         if full_page:
             size = self.send("Page.getLayoutMetrics")["cssContentSize"]
@@ -211,14 +212,15 @@ PAGE_FACTS_JS = r"""
     facts.pixelSpread = state === 'ok' ? await pixelSpread(v) : 0;
     videos.push(facts);
   }
-  let played = null;
+  let played = null;  // seconds of the first video that played (its looping makes currentTime unreliable)
   const first = document.querySelector('video');
   if (first && videos[0].state === 'ok') {
     first.currentTime = 0;
     await first.play();
-    await new Promise((r) => setTimeout(r, 400));
-    played = first.currentTime;
+    await new Promise((r) => setTimeout(r, 500));
     first.pause();
+    played = 0;
+    for (let i = 0; i < first.played.length; i++) played += first.played.end(i) - first.played.start(i);
   }
   const visible = (el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
   return {
@@ -233,5 +235,24 @@ PAGE_FACTS_JS = r"""
     videos, played,
     pageWidth: document.documentElement.scrollWidth, viewportWidth: window.innerWidth,
   };
+})()
+"""
+
+
+# Shows each video's first frame, paused, for screenshots: headless Chromium keeps drawing a loading spinner
+# over a video that was seeked but never played, so each plays for a moment first.
+REWIND_VIDEOS_JS = r"""
+(async () => {
+  for (const v of document.querySelectorAll('video')) {
+    if (v.readyState < 1) continue;
+    v.muted = true;
+    await v.play().catch(() => null);
+    await new Promise((r) => setTimeout(r, 60));
+    v.pause();
+    const seeked = new Promise((r) => { v.addEventListener('seeked', r, {once: true}); setTimeout(r, 2000); });
+    v.currentTime = 0.001;
+    await seeked;
+  }
+  await new Promise((r) => setTimeout(r, 300));
 })()
 """

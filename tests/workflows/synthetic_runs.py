@@ -64,6 +64,7 @@ def write_run(root: Path, method: str | None, seed: int, success: list[float], e
     trainer = f"  seed: {seed}\n" + (f"  multitask:\n    method: {method}\n" if method else "")
     (root / "config.yaml").write_text(f"name: {root.name}\ntrainer:\n{trainer}")
     out = root / "final_eval"
+    out.mkdir(exist_ok=True)
     tasks = [Task(suite="metaworld_mt10", name=name, index=i, instruction=f"do {name} <now>")
              for i, name in enumerate(TASKS)]
     records = []
