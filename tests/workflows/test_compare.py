@@ -154,3 +154,14 @@ def test_a_resumed_training_log_keeps_the_newer_points_and_sums_sessions(tmp_pat
     assert len(log.sessions) == 2
     assert log.wall_time_s == pytest.approx(30 + 20, abs=0.5)  # each session from its start to its last point
     assert read_tensorboard(tmp_path / "absent").wall_time_s is None
+
+
+def test_a_method_whose_episodes_all_errored_is_named(tmp_path):
+    write_run(tmp_path / "a", "sum", 0, BASE, videos=False, tensorboard=False)
+    write_run(tmp_path / "b", "pcgrad", 0, BETTER, videos=False, tensorboard=False)
+    journal = tmp_path / "b" / "final_eval" / "episodes.jsonl"
+    lines = journal.read_text().splitlines()
+    errored = [json.dumps(json.loads(line) | {"status": "error", "message": "worker died"}) for line in lines[1:]]
+    journal.write_text("\n".join([lines[0], *errored]) + "\n")
+    with pytest.raises(ValueError, match="method 'pcgrad' has no finished episodes"):
+        run_compare([str(tmp_path / "a"), str(tmp_path / "b")], tmp_path / "out")

@@ -96,6 +96,8 @@ def _training(runs: Sequence[Run]) -> dict[str, Any]:
 def _method(runs: Sequence[Run], tasks: list[str], options: StatsOptions) -> dict[str, Any]:
     outcomes = method_outcomes(runs)
     cells = rate_cells(outcomes, tasks)
+    if cells.episodes == 0:
+        raise ValueError(f"method {runs[0].method!r} has no finished episodes in {[str(r.path) for r in runs]}")
     mean = hierarchical_bootstrap(cells, options.confidence, options.resamples, options.seed)
     return {"seeds": sorted(run.seed for run in runs), "episodes": len(outcomes), "mean_success": _r(mean.estimate),
             "ci": [_r(mean.low), _r(mean.high)], "tasks": _task_table(runs, tasks, options.confidence),
