@@ -3,7 +3,7 @@ protocol, run by the rollout engine, with a resume journal and result files. `py
 
     results = evaluate(EvalConfig(env=EnvConfig(suite="metaworld_mt10"), checkpoint="outputs/.../last"))
 
-Writes into `out_dir` (default outputs/eval/<suite>_<policy>): results.json, results.md,
+Writes into `out_dir` (default outputs/eval/<suite>_<policy>): results.json, results.md, results.html,
 episodes.jsonl (one line per finished episode), config.yaml and videos/*.mp4. Interrupted runs keep
 what finished; re-running the same command resumes. A learned policy gives the same episodes for any
 number of workers and slots (policies/acting.py says how).
@@ -28,6 +28,7 @@ from common.provenance import provenance
 from common.schema import ChunkPolicy
 from envs.config import EnvConfig
 from envs.registry import Suite, make_suite
+from envs.report_html import write_results_html
 from envs.results import EpisodeJournal, config_fingerprint, format_markdown, summarize, write_results
 from envs.rollout import EpisodeRequest, RolloutConfig, RolloutEngine
 from policies.acting import PolicyActor
@@ -170,6 +171,7 @@ def evaluate(cfg: EvalConfig, under_test: PolicyUnderTest | None = None) -> dict
                                   seed=cfg.rollout.seed, complete=complete, identity=identity)
             try:
                 write_results(out_dir, summary, metadata, title)
+                write_results_html(out_dir, {"metadata": metadata, **summary}, title, records)
             except DiskFullError as error:
                 if complete:
                     raise
