@@ -26,6 +26,7 @@ class DatasetConfig:
     task_balanced: bool = False  # sample every task equally often instead of every window
     cache_images: bool = False  # hold all images in RAM (uint8); only for datasets that fit
     task_names: list[str] | None = None  # fixed task order (index = position); None: sorted task names
+    only_tasks: list[str] | None = None  # read only these tasks' files (indices still from task_names)
 
     def __post_init__(self) -> None:
         check_window(self.n_obs_steps, self.horizon, self.n_action_steps)

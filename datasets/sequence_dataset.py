@@ -71,6 +71,9 @@ class MultitaskSequenceDataset(Dataset):
         self.files = resolve_task_files(source)
         self.root = Path(source) if isinstance(source, (str, Path)) and Path(source).is_dir() else self.files[0].parent
         task_files = [read_task_file(path, list(config.state_keys), self.cameras) for path in self.files]
+        if config.only_tasks is not None:
+            task_files = keep_tasks(task_files, config.only_tasks)
+            self.files = [tf.path for tf in task_files]
         check_compatible(task_files)
         indices = task_indices([tf.task for tf in task_files], config.task_names, self.files)
         self.tasks = sorted((indices[i], tf.task, tf.instruction) for i, tf in enumerate(task_files))
@@ -199,6 +202,15 @@ class MultitaskSequenceDataset(Dataset):
         state = self.__dict__.copy()
         state.update(_pid=None, _handles={}, _image_datasets={})
         return state
+
+
+def keep_tasks(task_files: list[TaskEpisodes], names: list[str]) -> list[TaskEpisodes]:
+    """The files of the tasks named; a name without a file is an error naming the tasks there are."""
+    present = {tf.task for tf in task_files}
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise DatasetError(f"no demonstrations of tasks {missing}; the files hold {sorted(present)}")
+    return [tf for tf in task_files if tf.task in names]
 
 
 def task_indices(names: list[str], task_names: list[str] | None, files: list[Path]) -> list[int]:

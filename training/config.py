@@ -8,6 +8,11 @@ from enum import StrEnum
 from training.multitask import MultitaskConfig
 
 
+class Trainable(StrEnum):
+    all = "all"  # every parameter of the policy
+    adapters = "adapters"  # only the per-task adapters (policy.adapters): fine-tunes that leave other tasks as they are
+
+
 class MixedPrecision(StrEnum):
     auto = "auto"  # bf16 autocast on CUDA only
     bf16 = "bf16"  # bf16 autocast, also on CPU
@@ -37,6 +42,7 @@ class TrainerConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
     multitask: MultitaskConfig = field(default_factory=MultitaskConfig)  # how per-task losses become an update
+    trainable: Trainable = Trainable.all  # all, or adapters only
     seed: int = 0
     device: str = "auto"  # auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...
     mixed_precision: MixedPrecision = MixedPrecision.auto  # auto (bf16 on CUDA only), bf16 (also on CPU), no

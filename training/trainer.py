@@ -40,10 +40,11 @@ from common.progress import progress_bar
 from common.schema import TASK_INDEX
 from common.threads import training_threads
 from policies.acting import select_device
+from policies.adapters import adapter_parameters
 from policies.base import MultitaskPolicy
 from policies.checkpoint import CheckpointError, read_checkpoint_record, save_policy, write_policy_files
 from policies.registry import make_policy
-from training.config import MixedPrecision, TrainerConfig
+from training.config import MixedPrecision, Trainable, TrainerConfig
 from training.distributed import init_distributed, wait_for_main_process
 from training.multitask import make_method
 from training.sampler import StepBatchSampler, TaskStratifiedBatchSampler
@@ -56,6 +57,18 @@ TRAINING_STATE_FILE = "training_state.pt"
 def move_to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Tensors to `device`; everything else (instruction strings) as is."""
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def freeze_all_but_adapters(policy: MultitaskPolicy) -> None:
+    """Train only the policy's per-task adapters (trainer.trainable=adapters)."""
+    adapters = adapter_parameters(policy)
+    if not adapters:
+        raise ValueError("trainer.trainable=adapters, but the policy has no adapters: set policy.adapters.rank > 0 "
+                         "or policy.adapters.task_heads=true")
+    for parameter in policy.parameters():
+        parameter.requires_grad_(False)
+    for parameter in adapters:
+        parameter.requires_grad_(True)
 
 
 class Trainer:
@@ -76,13 +89,20 @@ class Trainer:
         self.device = device
         self.policy = policy.to(device)
         self.sample_weights = sample_weights  # (N,) draw probabilities of the samples; None: uniform
+        if config.trainable == Trainable.adapters:
+            freeze_all_but_adapters(policy)
         self.method = make_method(config.multitask, len(policy.spec.tasks)).to(device)
         if self.world_size > 1 and config.multitask.method != "sum":
             raise ValueError(f"trainer.multitask.method={config.multitask.method} does not run under DDP: each "
                              "process would weigh or aggregate the task losses of its own shard of the batch, and "
                              "the methods' task weights and Jacobians are not synchronised across processes; "
                              "train it in one process (on one GPU), or use method=sum with DDP")
-        self.optimizer = torch.optim.AdamW([*policy.parameters(), *self.method.extra_parameters()],
+        adapters = {id(p) for p in adapter_parameters(policy)}
+        shared = [p for p in policy.parameters() if p.requires_grad and id(p) not in adapters]
+        per_task = [p for p in policy.parameters() if p.requires_grad and id(p) in adapters]
+        # Per-task adapters are not decayed: a task absent from a batch keeps its adapter as it is.
+        self.optimizer = torch.optim.AdamW([{"params": shared + self.method.extra_parameters()},
+                                            {"params": per_task, "weight_decay": 0.0}],
                                            lr=config.optim.lr, betas=tuple(config.optim.betas),
                                            weight_decay=config.optim.weight_decay)
         self.lr_scheduler = get_cosine_schedule_with_warmup(self.optimizer, config.optim.warmup_steps,
@@ -291,7 +311,7 @@ class Trainer:
                 self.method.after_step(model(batch), batch[TASK_INDEX])
         self.step += 1
         names = [t.name for t in self.policy.spec.tasks]
-        reported = {(f"task_loss/{names[int(k.split('/')[1])]}" if k.startswith("task_loss/") else
+        reported = {(f"loss/{names[int(k.split('/')[1])]}" if k.startswith("task_loss/") else
                      f"task_weight/{names[int(k.split('/')[1])]}" if k.startswith("task_weight/") else k): v
                     for k, v in reported.items()}
         parts = {name: value.item() for name, value in outputs.items() if value.dim() == 0 and name != "loss"}
