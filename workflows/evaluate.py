@@ -157,11 +157,11 @@ def evaluate(cfg: EvalConfig, under_test: PolicyUnderTest | None = None) -> dict
         if len(requests) < episodes * len(suite.tasks):
             log.info("resuming: %d of %d episodes already in %s", episodes * len(suite.tasks) - len(requests),
                      episodes * len(suite.tasks), journal.path)
-        engine = RolloutEngine(suite, cfg.rollout, policy.n_obs_steps, policy.n_action_steps, out_dir, cfg.progress)
+        engine = RolloutEngine(suite, cfg.rollout, policy, out_dir, cfg.progress)
         complete = False
         try:
             with policy_threads(cfg.rollout.policy_threads):
-                engine.run(policy, requests, on_record=journal.append)
+                engine.run(requests, on_record=journal.append)
             complete = True
         finally:
             wanted = {(t.name, e) for t in suite.tasks for e in range(episodes)}
