@@ -196,12 +196,23 @@ PAGE_FACTS_JS = r"""
     c.width = v.videoWidth; c.height = v.videoHeight;
     if (!c.width || !c.height) return 0;
     const ctx = c.getContext('2d');
-    ctx.drawImage(v, 0, 0);
-    const d = ctx.getImageData(0, 0, c.width, c.height).data;
-    let min = 255, max = 0;
-    for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i], d[i + 1], d[i + 2]);
-                                            max = Math.max(max, d[i], d[i + 1], d[i + 2]); }
-    return max - min;
+    const spread = () => {
+      ctx.clearRect(0, 0, c.width, c.height);
+      ctx.drawImage(v, 0, 0);
+      const d = ctx.getImageData(0, 0, c.width, c.height).data;
+      let min = 255, max = 0;
+      for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i], d[i + 1], d[i + 2]);
+                                              max = Math.max(max, d[i], d[i + 1], d[i + 2]); }
+      return max - min;
+    };
+    // 'seeked' can fire before a busy machine's decoder has handed over the frame, which then draws blank:
+    // look again for up to 3 s; a video that does not decode stays blank throughout.
+    let value = spread();
+    for (let tries = 0; value === 0 && tries < 30; tries++) {
+      await new Promise((r) => setTimeout(r, 100));
+      value = spread();
+    }
+    return value;
   };
   const videos = [];
   for (const v of document.querySelectorAll('video')) {
