@@ -5,7 +5,7 @@
     python eval.py env=metaworld_mt1 env.task=push-v3 rollout.num_workers=2 rollout.videos_per_task=3
     python eval.py checkpoint=outputs/train/mt10_state/checkpoints/last      # a trained policy
 
-Writes into `out_dir` (default outputs/eval/<suite>_<policy>): results.json, results.md,
+Writes into `out_dir` (default outputs/eval/<suite>_<policy>): results.json, results.md, results.html,
 episodes.jsonl (one line per finished episode) and videos/*.mp4. Interrupted runs keep what
 finished; re-running the same command resumes.
 """

@@ -34,9 +34,9 @@ def measure(workers: int, envs_per_worker: int, episodes: int, groups: int) -> d
         marks.append((time.perf_counter(), engine.env_steps))
 
     with tempfile.TemporaryDirectory() as out:
-        engine = RolloutEngine(suite, config, 1, 1, Path(out), progress=False)
+        engine = RolloutEngine(suite, config, policy, Path(out), progress=False)
         start, cpu_start = time.perf_counter(), time.process_time()
-        engine.run(policy, requests, on_record=on_record)
+        engine.run(requests, on_record=on_record)
         wall, main_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     # Steady state: between the 10th and the 90th percent of finished episodes, which leaves out
     # the workers' start (imports, first env builds) and the tail where slots run dry.

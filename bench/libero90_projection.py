@@ -33,9 +33,16 @@ from bench.common import save  # noqa: E402
 from envs.config import EnvConfig  # noqa: E402
 from envs.ray_actor import EpisodeJob, EpisodeRunner  # noqa: E402
 from envs.ray_cluster import connect  # noqa: E402
-from envs.ray_engine import worker_spec  # noqa: E402
 from envs.registry import make_suite  # noqa: E402
-from envs.rollout import Backend, EpisodeRequest, RayConfig, RolloutConfig, episode_seed, make_engine  # noqa: E402
+from envs.rollout import (  # noqa: E402
+    Backend,
+    EpisodeRequest,
+    RayConfig,
+    RolloutConfig,
+    episode_seed,
+    make_engine,
+    worker_spec,
+)
 from envs.worker import limit_threads  # noqa: E402
 
 EPISODES, INIT_STATES, CORES_PER_NODE = 4500, 50, 16
@@ -45,8 +52,7 @@ def measure_in_process(suite, requests, out_dir: Path) -> dict:
     """Build and episode times of the Ray actor's code in this process, one episode at a time."""
     limit_threads()
     policy = suite.make_expert()
-    runner = EpisodeRunner(worker_spec(suite, RolloutConfig(envs_per_worker=1, videos_per_task=0),
-                                       policy.n_obs_steps, policy.n_action_steps, out_dir, False, 0.0))
+    runner = EpisodeRunner(worker_spec(suite, RolloutConfig(envs_per_worker=1, videos_per_task=0), policy, out_dir))
     builds, build = [], runner.worker._build_env
 
     def timed_build(task):
@@ -72,11 +78,11 @@ def measure_on_ray(suite, requests, out_dir: Path) -> dict:
     rollout = RolloutConfig(envs_per_worker=1, videos_per_task=0, backend=Backend.ray, ray=RayConfig(num_actors=2))
     connect(rollout.ray, 2)
     policy = suite.make_expert()
-    engine = make_engine(suite, rollout, policy.n_obs_steps, policy.n_action_steps, out_dir, progress=False)
+    engine = make_engine(suite, rollout, policy, out_dir, progress=False)
     actor_start = engine.wait_ready()
     records = []
     start = time.perf_counter()
-    engine.run(policy, requests, on_record=records.append)
+    engine.run(requests, on_record=records.append)
     engine.close()
     return {"actor_start_s": round(actor_start, 2), "wall_s": round(time.perf_counter() - start, 2),
             "env_steps": engine.env_steps, "episodes": len(records),

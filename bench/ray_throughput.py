@@ -67,9 +67,9 @@ def measure(suite: Suite, policy, rollout: RolloutConfig, episodes: int) -> tupl
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as out, policy_threads(rollout.policy_threads):
-        engine = make_engine(suite, rollout, policy.n_obs_steps, policy.n_action_steps, Path(out), progress=False)
+        engine = make_engine(suite, rollout, policy, Path(out), progress=False)
         start = time.perf_counter()
-        engine.run(policy, requests, on_record=on_record)
+        engine.run(requests, on_record=on_record)
         wall = time.perf_counter() - start
     (t0, s0), (t1, s1) = marks[len(marks) // 10], marks[len(marks) * 9 // 10]
     figures = {"backend": str(rollout.backend), "workers_or_actors": rollout.num_workers,

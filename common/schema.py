@@ -82,6 +82,8 @@ class ChunkPolicy(Protocol):
 
     n_obs_steps: int  # To: observations the policy looks at
     n_action_steps: int  # Ta: actions of each predicted chunk that are executed
+    # A policy may also say `runs_in_worker = True` (cheap, picklable, CPU: the scripted experts): the rollout
+    # engine then pickles it into its workers, which run whole episodes next to the envs.
 
     def predict_action_chunk(self, batch: dict[str, Any]) -> np.ndarray:
         """Predict an action chunk for every env in the batch.

@@ -58,6 +58,7 @@ class DatasetConfig:
     task_names: list[str] | None = None  # fixed task order (index = position); None: sorted task names
     task_instructions: list[str] | None = None  # instruction of each of task_names: datasets that name tasks by
     # their instruction (LeRobot) are matched to task_names through it
+    only_tasks: list[str] | None = None  # windows of these tasks' episodes only (indices still from task_names)
     lerobot: LeRobotConfig = field(default_factory=LeRobotConfig)  # used with format=lerobot
 
     def __post_init__(self) -> None:

@@ -63,6 +63,10 @@ class MultitaskSequenceDataset(Dataset):
         self.source = open_source(config)
         self.files, self.root = self.source.files, self.source.root
         task_files = self.source.task_files
+        self._source_file = list(range(len(task_files)))  # each kept task's position in source.task_files
+        if config.only_tasks is not None:
+            self._source_file = kept_task_files(task_files, config.only_tasks)
+            task_files = [task_files[f] for f in self._source_file]
         check_compatible(task_files)
         indices = task_indices([tf.task for tf in task_files], config.task_names, [tf.path for tf in task_files])
         self.tasks = sorted((indices[i], tf.task, tf.instruction) for i, tf in enumerate(task_files))
@@ -77,7 +81,7 @@ class MultitaskSequenceDataset(Dataset):
     def _index_episodes(self, task_files: list[TaskEpisodes], indices: list[int]) -> None:
         """Concatenate all episodes' arrays and precompute (episode, t) of every sample."""
         episodes = [(f, e) for f, tf in enumerate(task_files) for e in tf.episodes]
-        self._episode_file = np.array([f for f, _ in episodes], dtype=np.int64)
+        self._episode_file = np.array([self._source_file[f] for f, _ in episodes], dtype=np.int64)  # for frames
         self._episode_demo = [e.demo for _, e in episodes]
         self._episode_task = np.array([indices[f] for f, _ in episodes], dtype=np.int64)
         self._length = np.array([e.length for _, e in episodes], dtype=np.int64)
@@ -166,6 +170,16 @@ class MultitaskSequenceDataset(Dataset):
     def close(self) -> None:
         """Close this process's file handles (they reopen on the next image read)."""
         self.source.close()
+
+
+def kept_task_files(task_files: list[TaskEpisodes], names: list[str]) -> list[int]:
+    """Positions of the tasks named in `task_files`; a name without demonstrations is an error naming the tasks
+    there are."""
+    present = {tf.task for tf in task_files}
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise DatasetError(f"no demonstrations of tasks {missing}; the dataset holds {sorted(present)}")
+    return [f for f, tf in enumerate(task_files) if tf.task in names]
 
 
 def task_indices(names: list[str], task_names: list[str] | None, files: list[Path]) -> list[int]:

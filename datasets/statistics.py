@@ -1,9 +1,10 @@
 """Per-key statistics of a dataset (min, max, mean, std over every step), cached beside the data.
 
 The cache file is ``<root>/.stats_<fingerprint>.json``; the fingerprint covers the data files'
-names, sizes and modification times, the keys chosen for ``obs.state`` and what else the source
-reads (`EpisodeSource.identity`, e.g. a LeRobot folder's action feature), so a changed file or a
-different selection gives a new name and a stale cache is never read.
+names, sizes and modification times, the keys chosen for ``obs.state``, what else the source
+reads (`EpisodeSource.identity`, e.g. a LeRobot folder's action feature) and the tasks kept
+(`dataset.only_tasks`), so a changed file or a different selection gives a new name and a stale
+cache is never read.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def compute_statistics(dataset: MultitaskSequenceDataset) -> dict[str, dict[str,
 
 
 def statistics_fingerprint(dataset: MultitaskSequenceDataset) -> str:
-    """Hash of the data files (name, size, mtime), the chosen state keys and the source's identity."""
+    """Hash of the data files (name, size, mtime), the chosen state keys, the source's identity and the tasks
+    kept."""
     digest = hashlib.sha256(f"v{FORMAT_VERSION}".encode())
     for path in dataset.files:
         info = path.stat()
@@ -45,6 +47,8 @@ def statistics_fingerprint(dataset: MultitaskSequenceDataset) -> str:
     digest.update(json.dumps({"state_keys": list(dataset.config.state_keys), "keys": [OBS_STATE, ACTION]}).encode())
     if dataset.source.identity:  # HDF5 has none: its caches keep their names
         digest.update(json.dumps(dataset.source.identity, sort_keys=True).encode())
+    if dataset.config.only_tasks is not None:  # statistics of a subset of the tasks the files hold
+        digest.update(json.dumps({"only_tasks": sorted(dataset.config.only_tasks)}).encode())
     return digest.hexdigest()[:16]
 
 

@@ -5,12 +5,15 @@ envs/ray_engine.py wraps with `ray.remote`. This module imports neither ray (unt
 driver's modules, so an actor starts with few imports.
 
 Each `run_episode` call is one episode, a coroutine on the actor's event loop: the env slots are a
-`RolloutWorker` (the wrapper stack and reset/step logic of the local engine's workers), and the episodes
-running on the actor meet in `ActionBatcher`, which makes ONE policy call once every running episode
-waits for actions. The batch holds what the local engine's holds, `episode.seed` and `episode.step`
-included, so a learned policy acts bit for bit as it does there (policies/acting.py says why the
-grouping of rows into batches does not matter). The policy arrives pickled once per run; a learned one
-unpickles onto this process's device (`PolicyActor`: "auto" is the actor's GPU when Ray gave it one).
+`RolloutWorker` (the wrapper stack and reset/step logic of the local engine's workers, observations
+passed inline: driver and envs share no memory), and the episodes running on the actor meet in
+`ActionBatcher`, which makes ONE policy call once every running episode waits for actions. The batch is
+`envs.worker.policy_batch`, as the local engine's, `episode.seed` and `episode.step` included, so a learned
+policy acts bit for bit as it does there (policies/acting.py says why the grouping of rows into batches does
+not matter). The policy arrives pickled once per actor; a learned one unpickles onto this process's device
+(`PolicyActor`: "auto" is the actor's GPU when Ray gave it one). A policy that says ``runs_in_worker`` (a
+scripted expert) comes in the `WorkerSpec` instead and runs each episode whole, with the worker's "run"
+command: no batching and no await per step, as in the local engine's workers.
 
 A finished episode comes back as an `EpisodeResult`: the record dict the worker made, the trajectory
 (for collection), the mp4's bytes (the file is written on the actor's node, read and deleted there) and
@@ -32,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from common.schema import EPISODE_SEED, EPISODE_STEP, TASK_INDEX, TASK_INSTRUCTION, ChunkPolicy, Task
+from common.schema import ChunkPolicy, Task
 from common.threads import limit_openmp_spinning
-from envs.worker import RolloutWorker, WorkerSpec, limit_threads
+from envs.worker import RolloutWorker, WorkerSpec, limit_threads, policy_batch
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +65,6 @@ def scratch_folder(out_dir: Path) -> Path:
     named after the run's out_dir, so an actor restarted on the same node finds what its predecessor left."""
     digest = hashlib.sha256(str(Path(out_dir).resolve()).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / "mtpolicy_ray" / digest
-
-
-def policy_batch(rows: list[tuple[dict[str, Any], EpisodeJob, int]]) -> dict[str, Any]:
-    """The policy's batch for rows (observation window, job, env steps so far), as the local engine builds
-    it: every observation key but task.index stacked, then task.index, task.instruction, episode.seed and
-    episode.step (B,)."""
-    observations = [obs for obs, _, _ in rows]
-    batch: dict[str, Any] = {key: np.stack([obs[key] for obs in observations]) for key in observations[0]
-                             if key != TASK_INDEX}
-    batch[TASK_INDEX] = np.array([job.task.index for _, job, _ in rows], dtype=np.int64)
-    batch[TASK_INSTRUCTION] = [job.task.instruction for _, job, _ in rows]
-    batch[EPISODE_SEED] = np.array([job.seed for _, job, _ in rows], dtype=np.int64)
-    batch[EPISODE_STEP] = np.array([steps for _, _, steps in rows], dtype=np.int64)
-    return batch
 
 
 class ActionBatcher:
@@ -112,7 +101,10 @@ class ActionBatcher:
             return
         waiting, self._waiting = self._waiting, []
         try:
-            chunks = np.asarray(self.policy.predict_action_chunk(policy_batch([row for row, _ in waiting])))
+            rows = [row for row, _ in waiting]
+            batch = policy_batch([obs for obs, _, _ in rows], [job.task for _, job, _ in rows],
+                                 [job.seed for _, job, _ in rows], [steps for _, _, steps in rows])
+            chunks = np.asarray(self.policy.predict_action_chunk(batch))
             if chunks.ndim != 3 or chunks.shape[0] != len(waiting) or chunks.shape[1] < self.n_action_steps:
                 raise ValueError(f"policy returned actions of shape {chunks.shape}; expected "
                                  f"(B={len(waiting)}, T>={self.n_action_steps}, Da)")
@@ -147,16 +139,20 @@ class EpisodeRunner:
 
     async def run_episode(self, job: EpisodeJob, policy_box: list) -> EpisodeResult:
         """Run one episode to its end. `policy_box` is [ObjectRef of the policy] (or [policy] in-process):
-        boxed, so Ray does not fetch the policy for every call; it is fetched once per policy."""
-        await self._load_policy(policy_box)
+        boxed, so Ray does not fetch the policy for every call; it is fetched once per policy. [None] when
+        the policy is the worker's own (`WorkerSpec.policy`, a scripted expert)."""
         slot = next(self._slots)
         stem = str(self.scratch / "videos" / f"{job.task.name}_ep{job.episode:03d}") if job.video else None
+        if self.worker.spec.policy is not None:  # the whole episode here, in this thread (its GL context's)
+            update = self.worker.handle(("run", slot, job.task.name, job.episode, job.seed, stem))
+            return EpisodeResult(update.record, update.steps, update.trajectory, self._take_video(update.record))
+        await self._load_policy(policy_box)
         self.batcher.enter()
         try:
             await asyncio.sleep(0)  # episodes arriving together enter before any acts: their first call is one
             update = self.worker.handle(("reset", slot, job.task.name, job.episode, job.seed, stem))
             steps = 0
-            while update.obs is not None:
+            while update.has_obs:
                 chunk = await self.batcher.act(update.obs, job, steps)
                 update = self.worker.handle(("step", slot, chunk))
                 steps += update.steps

@@ -6,8 +6,10 @@
 
 `RayRolloutEngine` takes the local engine's arguments and calls (`run`, `start`, `close`, `with`), so the
 workflows build either through `envs.rollout.make_engine`. Each actor (`envs.ray_actor.EpisodeRunner`)
-owns `rollout.envs_per_worker` env slots and a copy of the policy (`ray.put` once per run; on one GPU with
-`rollout.ray.num_gpus_per_actor=1`). The driver keeps at most that many episodes in flight per actor and
+owns `rollout.envs_per_worker` env slots and a copy of the policy (`ray.put` once, when the actors start;
+on one GPU with `rollout.ray.num_gpus_per_actor=1`). A policy that says ``runs_in_worker`` (the scripted
+experts) travels in the actors' `WorkerSpec`, as it does to the local engine's workers, and runs whole
+episodes beside its env. The driver keeps at most that many episodes in flight per actor and
 hands every finished episode to the same `on_record` callback as the local engine (the resume journal),
 in finishing order; videos come back as bytes and are written under out_dir here.
 
@@ -47,8 +49,8 @@ from envs.rollout import (
     RolloutConfig,
     _split_task_major,
     episode_seed,
+    worker_spec,
 )
-from envs.worker import WorkerSpec
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +65,6 @@ def lost_actor_errors() -> tuple[type[BaseException], ...]:
 
     return (exceptions.RayActorError, exceptions.OutOfMemoryError, exceptions.NodeDiedError,
             exceptions.WorkerCrashedError, exceptions.ObjectLostError, exceptions.ActorUnschedulableError)
-
-
-def worker_spec(suite: Suite, config: RolloutConfig, n_obs_steps: int, n_action_steps: int, out_dir: Path,
-                record_trajectories: bool, action_noise: float) -> WorkerSpec:
-    """The env slots' settings, as the local engine gives its workers."""
-    video_camera = config.video_camera or suite.video_camera
-    if config.videos_per_task > 0:
-        suite.check_cameras([video_camera])
-    return WorkerSpec(suite=suite, n_obs_steps=n_obs_steps, n_action_steps=n_action_steps, out_dir=Path(out_dir),
-                      record_videos=config.videos_per_task > 0, video_camera=video_camera,
-                      video_size=config.video_size, video_fps=config.video_fps,
-                      max_idle_envs=config.envs_per_worker, record_trajectories=record_trajectories,
-                      action_noise=action_noise)
 
 
 @dataclass
@@ -121,24 +110,20 @@ class _Run:
 class RayRolloutEngine:
     """Runs episode requests with a policy on Ray actors; see the module docstring."""
 
-    def __init__(self, suite: Suite, config: RolloutConfig, n_obs_steps: int, n_action_steps: int,
-                 out_dir: Path, progress: bool = True, record_trajectories: bool = False,
-                 action_noise: float = 0.0):
-        self.suite, self.config, self.ray_config = suite, config, config.ray
+    def __init__(self, suite: Suite, config: RolloutConfig, policy: ChunkPolicy, out_dir: Path,
+                 progress: bool = True, record_trajectories: bool = False, action_noise: float = 0.0):
+        self.suite, self.config, self.ray_config, self.policy = suite, config, config.ray, policy
         self.out_dir = Path(out_dir)
         self.progress = progress
-        self.spec = worker_spec(suite, config, n_obs_steps, n_action_steps, self.out_dir, record_trajectories,
-                                action_noise)
+        self.spec = worker_spec(suite, config, policy, self.out_dir, record_trajectories, action_noise)
         self.env_steps = 0
         self._actors: list[_Actor] | None = None
         self._spec_ref: Any = None
+        self._policy_box: list | None = None  # [ObjectRef of the policy] while the actors live
 
-    def run(self, policy: ChunkPolicy, requests: Iterable[EpisodeRequest],
-            on_record: Callable[[EpisodeRecord], None],
+    def run(self, requests: Iterable[EpisodeRequest], on_record: Callable[[EpisodeRecord], None],
             on_trajectory: Callable[[EpisodeRecord, dict[str, Any]], None] | None = None) -> None:
         """Run every request; `on_record` is called once per finished episode, in finishing order."""
-        import ray
-
         requests = list(requests)
         if not requests:
             return
@@ -159,11 +144,10 @@ class RayRolloutEngine:
         blocks = _split_task_major(requests, len(self._actors) * self.config.envs_per_worker)
         run = _Run(queues=[deque(_Job(r) for r in block) for block in blocks], finish=finish,
                    on_trajectory=on_trajectory)
-        policy_box = [ray.put(policy)]  # boxed: the actors fetch it once, not with every episode
         try:
             while run.pending() or run.flights:
                 self._ping()
-                self._submit(run, policy_box)
+                self._submit(run)
                 self._receive(run)
                 self._check_deadlines(run)
                 self._check_progress(run)
@@ -193,6 +177,9 @@ class RayRolloutEngine:
         slots = self.config.envs_per_worker
         # Held here for the actors' lives: Ray re-runs a restarted actor's constructor with these arguments.
         self._spec_ref = ray.put(self.spec)
+        # Boxed, so that Ray does not fetch it with every episode: each actor fetches it once. None: the policy
+        # is in the spec (it runs in the actors' workers).
+        self._policy_box = [None if self.spec.policy is not None else ray.put(self.policy)]
         self._actors = [_Actor(i, actor_class.remote(self._spec_ref, self.config.policy_threads),
                                lanes=list(range(i * slots, (i + 1) * slots))) for i in range(cfg.num_actors)]
 
@@ -224,7 +211,7 @@ class RayRolloutEngine:
                 ray.kill(actor.handle, no_restart=True)
             except Exception:  # noqa: BLE001  an actor that is already gone
                 log.debug("actor %d was already gone", actor.index, exc_info=True)
-        self._actors, self._spec_ref = None, None
+        self._actors, self._spec_ref, self._policy_box = None, None, None
 
     def __enter__(self) -> RayRolloutEngine:
         self.start()
@@ -240,7 +227,7 @@ class RayRolloutEngine:
             if not actor.ready and actor.ping is None and now >= actor.next_ping:
                 actor.ping = actor.handle.ready.remote()
 
-    def _submit(self, run: _Run, policy_box: list) -> None:
+    def _submit(self, run: _Run) -> None:
         """Give every idle lane of a ready actor its next episode: a retried one first, then the lane's own
         block (consecutive episodes of a task reuse the env the last one left), then steal."""
         for actor in self._actors:
@@ -253,7 +240,7 @@ class RayRolloutEngine:
                 request = job.request
                 episode = EpisodeJob(request.task, request.episode, episode_seed(self.config.seed, request),
                                      video=request.episode < self.config.videos_per_task)
-                ref = actor.handle.run_episode.remote(episode, policy_box)
+                ref = actor.handle.run_episode.remote(episode, self._policy_box)
                 run.flights[ref] = _Flight(job, actor, lane, time.monotonic() + self.ray_config.episode_timeout_s)
                 actor.busy.add(lane)
 

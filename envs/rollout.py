@@ -1,8 +1,7 @@
 """The parallel rollout engine: worker processes own the envs, the engine owns the policy.
 
-    engine = RolloutEngine(suite, RolloutConfig(num_workers=2), n_obs_steps=1, n_action_steps=1,
-                           out_dir=Path("outputs/eval/x"))
-    engine.run(policy, requests, on_record=journal.append)
+    engine = RolloutEngine(suite, RolloutConfig(num_workers=2), policy, out_dir=Path("outputs/eval/x"))
+    engine.run(requests, on_record=journal.append)
 
 `make_engine` builds the engine `rollout.backend` names from the registry `ENGINES`: this one ("local")
 or Ray actors on a cluster ("ray", envs/ray_engine.py), which take the same arguments and calls.
@@ -10,9 +9,12 @@ or Ray actors on a cluster ("ray", envs/ray_engine.py), which take the same argu
 `run` starts and stops the worker processes itself; inside ``with engine:`` they (and their
 envs) stay up across several `run` calls.
 
-Each engine step sends one command list to every idle worker (resets for free slots, action
-chunks for running episodes), takes every answer that is ready, and makes ONE batched policy
-call for all episodes waiting for actions. Workers never wait for one another (a worker
+Each engine step sends one command list to every idle worker (resets for free slots, "step" for
+running episodes whose action chunk is written into their shared memory), takes every answer that is
+ready, and makes ONE batched policy call for all episodes waiting for actions. Observations and
+actions never travel pickled (`envs.transport`). A policy that says ``runs_in_worker = True`` (the
+scripted experts: cheap, CPU, per-sample Python) is pickled into the workers instead, and each runs
+whole episodes next to its env: no round trip per step at all. Workers never wait for one another (a worker
 building a scene stalls nobody). Each slot runs its own contiguous block of the task-major
 episode list, so it builds an env for few tasks (building one costs 0.2 s in Meta-World and
 seconds in LIBERO); a slot that runs dry steals from the far end of the longest block.
@@ -38,10 +40,11 @@ import numpy as np
 
 from common.progress import progress_bar
 from common.registry import Registry
-from common.schema import EPISODE_SEED, EPISODE_STEP, TASK_INDEX, TASK_INSTRUCTION, ChunkPolicy, Task
+from common.schema import ChunkPolicy, Task
 from envs.registry import Suite
 from envs.results import EpisodeRecord
-from envs.worker import SlotUpdate, WorkerSpec, worker_main
+from envs.transport import SlotViews, unlink_block
+from envs.worker import SlotUpdate, WorkerSpec, policy_batch, worker_main
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ class _Slot:
     index: int
     group: int
     request: EpisodeRequest | None = None
-    obs: dict[str, Any] | None = None
+    obs: dict[str, Any] | None = None  # the observation window (views into shared memory), None before reset
     chunk: np.ndarray | None = None
     steps: int = 0  # env steps of the running episode so far
 
@@ -154,6 +157,21 @@ class _Run:
     inflight: dict[int, deque[int]] = field(default_factory=dict)  # worker -> groups sent, in order
 
 
+def worker_spec(suite: Suite, config: RolloutConfig, policy: ChunkPolicy, out_dir: Path,
+                record_trajectories: bool = False, action_noise: float = 0.0) -> WorkerSpec:
+    """The env slots' settings, for either backend's workers; a policy that says ``runs_in_worker`` (a scripted
+    expert) goes with them, to run whole episodes beside its envs."""
+    video_camera = config.video_camera or suite.video_camera
+    if config.videos_per_task > 0:
+        suite.check_cameras([video_camera])
+    return WorkerSpec(suite=suite, n_obs_steps=policy.n_obs_steps, n_action_steps=policy.n_action_steps,
+                      out_dir=Path(out_dir), record_videos=config.videos_per_task > 0, video_camera=video_camera,
+                      video_size=config.video_size, video_fps=config.video_fps,
+                      max_idle_envs=config.envs_per_worker, record_trajectories=record_trajectories,
+                      action_noise=action_noise,
+                      policy=policy if getattr(policy, "runs_in_worker", False) else None)
+
+
 def _split_task_major(requests: list[EpisodeRequest], parts: int) -> list[deque[EpisodeRequest]]:
     """Contiguous, near-equal blocks of a task-major list: each slot builds envs for few tasks."""
     bounds = np.linspace(0, len(requests), parts + 1).round().astype(int)
@@ -163,6 +181,7 @@ def _split_task_major(requests: list[EpisodeRequest], parts: int) -> list[deque[
 class _WorkerHandle:
     def __init__(self, ctx: mp.context.BaseContext, spec: WorkerSpec, worker_id: int):
         self.id = worker_id
+        self.blocks: set[str] = set()  # names of the shared memory the worker made
         self.conn, child_conn = ctx.Pipe()
         self.process = ctx.Process(target=worker_main, args=(child_conn, spec), daemon=True,
                                    name=f"rollout-worker-{worker_id}")
@@ -184,28 +203,21 @@ class _WorkerHandle:
 class RolloutEngine:
     """Runs episode requests with a policy over worker processes; see the module docstring."""
 
-    def __init__(self, suite: Suite, config: RolloutConfig, n_obs_steps: int, n_action_steps: int,
-                 out_dir: Path, progress: bool = True, record_trajectories: bool = False,
-                 action_noise: float = 0.0):
-        self.suite, self.config = suite, config
-        video_camera = config.video_camera or suite.video_camera
-        if config.videos_per_task > 0:
-            suite.check_cameras([video_camera])
-        self.n_action_steps = n_action_steps
+    def __init__(self, suite: Suite, config: RolloutConfig, policy: ChunkPolicy, out_dir: Path,
+                 progress: bool = True, record_trajectories: bool = False, action_noise: float = 0.0):
+        self.suite, self.config, self.policy = suite, config, policy
+        self.n_action_steps = policy.n_action_steps
         self.out_dir = Path(out_dir)
         self.progress = progress
-        self.spec = WorkerSpec(suite=suite, n_obs_steps=n_obs_steps, n_action_steps=n_action_steps,
-                               out_dir=self.out_dir, record_videos=config.videos_per_task > 0,
-                               video_camera=video_camera, video_size=config.video_size,
-                               video_fps=config.video_fps, max_idle_envs=config.envs_per_worker,
-                               record_trajectories=record_trajectories, action_noise=action_noise)
+        self.spec = worker_spec(suite, config, policy, self.out_dir, record_trajectories, action_noise)
+        self.in_workers = self.spec.policy is not None
         self.groups = min(config.pipeline_groups, config.envs_per_worker)
         self.ctx = mp.get_context("spawn")  # no GL context or torch thread pool is inherited
         self.env_steps = 0
         self._workers: list[_WorkerHandle] | None = None
+        self._views: dict[tuple[int, int], SlotViews] = {}  # (worker, slot) -> its shared memory, across runs
 
-    def run(self, policy: ChunkPolicy, requests: Iterable[EpisodeRequest],
-            on_record: Callable[[EpisodeRecord], None],
+    def run(self, requests: Iterable[EpisodeRequest], on_record: Callable[[EpisodeRecord], None],
             on_trajectory: Callable[[EpisodeRecord, dict[str, Any]], None] | None = None) -> None:
         """Run every request; `on_record` is called once per finished episode, in finishing order.
 
@@ -241,7 +253,7 @@ class RolloutEngine:
                 self._assign(run)
                 self._send(run)
                 self._receive(run)
-                self._predict(policy, run.slots)
+                self._predict(run.slots)
         except BaseException:
             self.close()  # workers may be mid-episode: never reuse them
             raise
@@ -261,9 +273,14 @@ class RolloutEngine:
             self._workers = [_WorkerHandle(self.ctx, self.spec, i) for i in range(count)]
 
     def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the worker processes (their shared memory goes with them)."""
+        for views in self._views.values():
+            views.close()
+        self._views = {}
         for worker in self._workers or []:
             worker.stop()
+            for block in worker.blocks:  # unlinked by the worker as it closes; a killed one cannot
+                unlink_block(block)
         self._workers = None
 
     def __enter__(self) -> RolloutEngine:
@@ -284,13 +301,17 @@ class RolloutEngine:
                 slot.request = max(run.queues, key=len).pop()
             slot.obs, slot.chunk = None, None
 
-    def _reset_command(self, slot: _Slot) -> tuple:
+    def _command(self, slot: _Slot) -> tuple:
+        """A new episode ("reset", or "run" for a policy in the workers), or "step" with its chunk written."""
+        if slot.obs is not None:
+            self._views[slot.worker, slot.index].write_action(slot.chunk)
+            return ("step", slot.index)
         request, cfg = slot.request, self.config
-        seed = episode_seed(cfg.seed, request)
         stem = None
         if request.episode < cfg.videos_per_task:
             stem = str(self.out_dir / "videos" / f"{request.task.name}_ep{request.episode:03d}")
-        return ("reset", slot.index, request.task.name, request.episode, seed, stem)
+        kind = "run" if self.in_workers else "reset"
+        return (kind, slot.index, request.task.name, request.episode, episode_seed(cfg.seed, request), stem)
 
     def _send(self, run: _Run) -> None:
         """Send every idle slot group its commands (resets and action chunks), one message per group."""
@@ -299,7 +320,7 @@ class RolloutEngine:
                 if (worker.id, group) in run.busy:
                     continue
                 mine = [s for s in run.slots if (s.worker, s.group) == (worker.id, group) and s.request is not None]
-                commands = [self._reset_command(s) if s.obs is None else ("step", s.index, s.chunk) for s in mine]
+                commands = [self._command(s) for s in mine]
                 if not commands:
                     continue
                 try:
@@ -348,13 +369,19 @@ class RolloutEngine:
             if update.trajectory is not None and run.on_trajectory is not None:
                 run.on_trajectory(record, update.trajectory)
             run.finish(record)
-        if update.obs is None:
+        key = (slot.worker, slot.index)
+        if update.layout is not None:  # the worker (re)made the slot's shared memory
+            if key in self._views:
+                self._views.pop(key).close()
+            self._views[key] = SlotViews(update.layout)
+            run.workers[slot.worker].blocks.add(update.layout.block)
+        if not update.has_obs:
             if update.record is None:  # cannot happen: a worker always reports why a slot ended
                 raise RuntimeError(f"worker {slot.worker} ended slot {slot.index} without a record")
             slot.request, slot.obs, slot.chunk = None, None, None
         else:
             slot.steps = 0 if slot.obs is None else slot.steps + update.steps  # obs None: a reset's answer
-            slot.obs, slot.chunk = update.obs, None
+            slot.obs, slot.chunk = self._views[key].obs, None
 
     def _replace(self, run: _Run, worker: _WorkerHandle, message: str) -> None:
         """Record the dead worker's running episodes as errors and start a fresh worker."""
@@ -369,23 +396,23 @@ class RolloutEngine:
                                          episode=request.episode, status="error", success=False, length=0,
                                          message=message))
                 slot.request, slot.obs, slot.chunk = None, None, None
+        for key in [k for k in self._views if k[0] == worker.id]:
+            self._views.pop(key).close()
         worker.process.kill()
         worker.process.join()
         worker.conn.close()
+        for block in worker.blocks:  # the dead worker cannot unlink its shared memory: the engine does
+            unlink_block(block)
         run.workers[worker.id] = _WorkerHandle(self.ctx, self.spec, worker.id)
 
-    def _predict(self, policy: ChunkPolicy, slots: list[_Slot]) -> None:
+    def _predict(self, slots: list[_Slot]) -> None:
         """One batched policy call for every episode waiting for actions."""
         active = [s for s in slots if s.request is not None and s.obs is not None and s.chunk is None]
         if not active:
             return
-        batch: dict[str, Any] = {key: np.stack([s.obs[key] for s in active]) for key in active[0].obs
-                                 if key != TASK_INDEX}
-        batch[TASK_INDEX] = np.array([s.request.task.index for s in active], dtype=np.int64)
-        batch[TASK_INSTRUCTION] = [s.request.task.instruction for s in active]
-        batch[EPISODE_SEED] = np.array([episode_seed(self.config.seed, s.request) for s in active], dtype=np.int64)
-        batch[EPISODE_STEP] = np.array([s.steps for s in active], dtype=np.int64)
-        chunks = np.asarray(policy.predict_action_chunk(batch))
+        batch = policy_batch([s.obs for s in active], [s.request.task for s in active],
+                             [episode_seed(self.config.seed, s.request) for s in active], [s.steps for s in active])
+        chunks = np.asarray(self.policy.predict_action_chunk(batch))
         if chunks.ndim != 3 or chunks.shape[0] != len(active) or chunks.shape[1] < self.n_action_steps:
             raise ValueError(f"policy returned actions of shape {chunks.shape}; expected "
                              f"(B={len(active)}, T>={self.n_action_steps}, Da)")
@@ -396,9 +423,9 @@ class RolloutEngine:
 ENGINES.register(Backend.local.value, RolloutEngine)
 
 
-def make_engine(suite: Suite, config: RolloutConfig, n_obs_steps: int, n_action_steps: int, out_dir: Path,
-                progress: bool = True, record_trajectories: bool = False, action_noise: float = 0.0):
+def make_engine(suite: Suite, config: RolloutConfig, policy: ChunkPolicy, out_dir: Path, progress: bool = True,
+                record_trajectories: bool = False, action_noise: float = 0.0):
     """The engine of `config.backend` (a RolloutEngine or one with its `run`/`start`/`close` calls)."""
     engine_class = ENGINES.get(str(config.backend))
-    return engine_class(suite, config, n_obs_steps, n_action_steps, out_dir, progress=progress,
-                        record_trajectories=record_trajectories, action_noise=action_noise)
+    return engine_class(suite, config, policy, out_dir, progress=progress, record_trajectories=record_trajectories,
+                        action_noise=action_noise)

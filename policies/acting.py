@@ -12,13 +12,16 @@ Reproducible by construction: the engine batches whichever episodes are waiting,
 depend on its batch. Each row's noise is drawn from (episode.seed, episode.step) alone, and the policy
 always runs on micro-batches of exactly `batch_size` rows (the last one padded): CPU kernels pick
 their blocking, and so their rounding, by the batch size (measured: up to 1e-5 apart for batch 1, 8
-and 23 on the same rows), and a rounding difference in one action can change a whole episode. The
-torch thread count matters the same way; the evaluation workflow fixes it (rollout.policy_threads).
+and 23 on the same rows), and a rounding difference in one action can change a whole episode. Within a
+batch whose size is a multiple of the kernels' row tile (8 is; a ragged 6 is not), a row computes the same
+wherever it sits (tested). The torch thread count matters too; the evaluation workflow fixes it
+(rollout.policy_threads).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import numpy as np
@@ -27,6 +30,8 @@ import torch
 from common.schema import EPISODE_SEED, EPISODE_STEP, OBS_RGB_PREFIX, OBS_STATE, TASK_EMBEDDING, TASK_INDEX, Task
 from policies.base import MultitaskPolicy
 from policies.text_encoder import embed_instructions, make_text_encoder
+
+log = logging.getLogger(__name__)
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -70,6 +75,7 @@ class PolicyActor:
         known = {t.name: t.index for t in policy.spec.tasks}
         unknown = [t.name for t in tasks if t.name not in known]
         self.task_embeddings: torch.Tensor | None = None
+        self.notes: list[str] = []  # what differs from acting on the training tasks, for the results
         if not unknown:
             self.index_map = torch.tensor([known[t.name] for t in tasks], dtype=torch.long)
         elif policy.config.conditioning.task_index:
@@ -79,6 +85,10 @@ class PolicyActor:
             encoder = make_text_encoder(policy.config.conditioning.text_encoder)
             self.index_map = torch.zeros(len(tasks), dtype=torch.long)  # unused without task-index embedding
             self.task_embeddings = embed_instructions(encoder, [t.instruction for t in tasks])
+            note = policy.new_instruction_note()
+            if note:
+                self.notes.append(f"{note} ({len(unknown)} new: {', '.join(unknown)})")
+                log.warning("%s", self.notes[-1])
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (a Ray actor's copy) with the weights on the CPU, so a process without this one's GPU can

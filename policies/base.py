@@ -48,13 +48,30 @@ class MultitaskPolicy(nn.Module):
         return self.compute_loss(batch)
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """batch with ``action`` (B, T, Da) and ``action.is_pad`` (B, T) -> {"loss": scalar, ...}."""
+        """batch with ``action`` (B, T, Da) and ``action.is_pad`` (B, T) -> {"loss": scalar, "loss_per_sample":
+        (B,), optionally "loss_aux" (an auxiliary term of ``loss`` that belongs to no task, e.g. a mixture's
+        weighted balance loss), and any part worth logging}. Multitask methods group ``loss_per_sample`` by
+        task and add ``loss_aux`` as one more objective."""
         raise NotImplementedError
 
-    def sample_actions(self, cond: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """cond (B, C) and standard normal noise (B, T, Da) -> normalised actions (B, T, Da).
+    def sample_actions(self, cond: torch.Tensor, noise: torch.Tensor,
+                       batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """cond (B, C) and standard normal noise (B, T, Da) -> normalised actions (B, T, Da); `batch` for
+        what else the policy reads per sample (its task, for routing and adapters).
         A deterministic policy ignores the noise; a stochastic one draws from nothing else."""
         raise NotImplementedError
+
+    def training_scalars(self) -> dict[str, float]:
+        """Figures of the last training forward to log beside the loss (e.g. expert usage); none by default."""
+        return {}
+
+    def new_instruction_note(self) -> str | None:
+        """What changes when the policy runs instructions outside its task table (said in the results)."""
+        return None
+
+    def checkpoint_extras(self) -> dict[str, object]:
+        """JSON files to write beside the weights in every checkpoint, by file name; none by default."""
+        return {}
 
     @property
     def noise_shape(self) -> tuple[int, int]:
@@ -73,7 +90,7 @@ class MultitaskPolicy(nn.Module):
         if noise is None:
             noise = torch.randn(cond.shape[0], *self.noise_shape, generator=generator)
         noise = noise.to(device=cond.device, dtype=cond.dtype)
-        return self.normalizer.unnormalize(ACTION, self.sample_actions(cond, noise).float())
+        return self.normalizer.unnormalize(ACTION, self.sample_actions(cond, noise, batch).float())
 
     def check_batch(self, batch: dict[str, torch.Tensor]) -> None:
         """Raise ValueError naming the key whose shape does not fit the spec."""

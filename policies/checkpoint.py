@@ -48,20 +48,23 @@ def weights_sha256(state: dict[str, torch.Tensor]) -> str:
 
 
 def write_policy_files(directory: Path, policy: MultitaskPolicy, weights: dict[str, torch.Tensor],
-                       metadata: dict[str, Any]) -> None:
-    """``model.safetensors`` and ``config.json`` into an existing folder (plain writes: the caller's
-    folder is the temporary one of `common.atomic.atomic_directory`)."""
+                       metadata: dict[str, Any], extras: dict[str, Any] | None = None) -> None:
+    """``model.safetensors``, ``config.json`` and `extras` (file name -> JSON content, e.g. the policy's
+    `checkpoint_extras()`) into an existing folder (plain writes: the caller's folder is the temporary one
+    of `common.atomic.atomic_directory`)."""
     (directory / WEIGHTS_FILE).write_bytes(weights_bytes(weights))
     record = {"format_version": FORMAT_VERSION, "policy": policy.config.name, "config": asdict(policy.config),
               "spec": policy.spec.to_dict(), "metadata": metadata}
     (directory / CONFIG_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    for name, content in (extras or {}).items():
+        (directory / name).write_text(json.dumps(content, indent=1) + "\n")
 
 
 def save_policy(directory: str | Path, policy: MultitaskPolicy, weights: dict[str, torch.Tensor] | None = None,
-                metadata: dict[str, Any] | None = None) -> Path:
-    """Write `policy` (or `weights` in its layout) to `directory`, atomically; returns the directory."""
+                metadata: dict[str, Any] | None = None, extras: dict[str, Any] | None = None) -> Path:
+    """Write `policy` (or `weights` in its layout) and `extras` to `directory`, atomically; returns it."""
     with atomic_directory(directory) as tmp:
-        write_policy_files(tmp, policy, policy.state_dict() if weights is None else weights, metadata or {})
+        write_policy_files(tmp, policy, policy.state_dict() if weights is None else weights, metadata or {}, extras)
     return Path(directory)
 
 

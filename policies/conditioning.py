@@ -12,6 +12,7 @@ from torch import nn
 
 from common.schema import TASK_EMBEDDING, TASK_INDEX
 from policies.config import ConditioningConfig
+from policies.moe import ROUTE_INSTRUCTION, ROUTE_KEY, ROUTE_TASK
 
 
 class TaskConditioning(nn.Module):
@@ -44,6 +45,28 @@ class TaskConditioning(nn.Module):
         if self.config.task_index:
             parts.append(self.task_embedding(batch[TASK_INDEX]))
         if self.config.text:
-            text = batch[TASK_EMBEDDING] if TASK_EMBEDDING in batch else self.text_table[batch[TASK_INDEX]]
-            parts.append(self.text_projection(text.to(self.text_table.dtype)))
+            parts.append(self.text_projection(self._text(batch)))
         return torch.cat(parts, dim=-1)
+
+    def _text(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, E): the batch's own instruction embeddings, else the table's rows of its tasks."""
+        text = batch[TASK_EMBEDDING] if TASK_EMBEDDING in batch else self.text_table[batch[TASK_INDEX]]
+        return text.to(self.text_table.dtype)
+
+    @property
+    def route_dims(self) -> dict[str, int]:
+        """Sizes of the routing-context parts this conditioning provides (see `routing_context`)."""
+        dims = {ROUTE_TASK: self.config.dim} if self.config.task_index else {}
+        return dims | ({ROUTE_INSTRUCTION: self.text_table.shape[1]} if self.config.text else {})
+
+    def routing_context(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What a mixture-of-experts router may read: the task's learned embedding (B, D), the instruction's
+        frozen embedding (B, E), and the task index as cache key when both are functions of the task alone."""
+        route = {}
+        if self.config.task_index:
+            route[ROUTE_TASK] = self.task_embedding(batch[TASK_INDEX])
+        if self.config.text:
+            route[ROUTE_INSTRUCTION] = self._text(batch)
+        if TASK_EMBEDDING not in batch:
+            route[ROUTE_KEY] = batch[TASK_INDEX]
+        return route

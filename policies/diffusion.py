@@ -4,6 +4,10 @@ Training adds noise at a random diffusion step to the normalised chunk (B, T, Da
 the noise (``prediction_type=epsilon``) or the clean chunk (``sample``). Inference starts from
 Gaussian noise and takes `num_inference_steps` DDIM steps. Defaults follow Diffusion Policy:
 100 training steps with the squared-cosine schedule, samples clipped to [-1, 1].
+
+Multitask parts of the denoiser, switched by config: sparse mixtures of experts routed by task,
+instruction and diffusion step (``policy.unet.moe`` / ``policy.transformer.moe``, `policies.moe`), and
+per-task adapters (``policy.adapters``, `policies.adapters`).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 from torch.nn import functional as F
 
-from common.schema import ACTION, ACTION_IS_PAD
+from common.schema import ACTION, ACTION_IS_PAD, TASK_EMBEDDING, TASK_INDEX
+from policies.adapters import NO_TASK, AdapterConfig, adapter_tasks, wrap_with_task_adapters
 from policies.base import MultitaskPolicy
 from policies.config import PolicyConfig
 from policies.denoisers import DENOISERS, TransformerDenoiserConfig, UNetConfig, make_denoiser
+from policies.moe import ROUTE_STEP, ROUTE_TIMESTEP, moe_layers
 from policies.registry import register_policy
 from policies.spec import PolicySpec
 
@@ -46,6 +52,7 @@ class DiffusionConfig(PolicyConfig):
     beta_schedule: BetaSchedule = BetaSchedule.squaredcos_cap_v2
     prediction_type: PredictionType = PredictionType.epsilon  # epsilon (predict the noise) or sample
     mask_padding: bool = False  # leave padded steps out of the loss (Diffusion Policy keeps them)
+    adapters: AdapterConfig = field(default_factory=AdapterConfig)  # per-task LoRA / output heads
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -63,34 +70,89 @@ class DiffusionPolicy(MultitaskPolicy):
     def __init__(self, config: DiffusionConfig, spec: PolicySpec):
         super().__init__(config, spec)
         self.denoiser = make_denoiser(config.denoiser, getattr(config, config.denoiser), spec.action_dim,
-                                      self.cond_dim, config.horizon)
+                                      self.cond_dim, config.horizon, self.conditioning.route_dims)
+        if config.adapters.enabled:
+            wrap_with_task_adapters(self.denoiser, config.adapters, len(spec.tasks))
         schedule = dict(num_train_timesteps=config.num_train_timesteps, beta_schedule=str(config.beta_schedule),
                         clip_sample=True, prediction_type=str(config.prediction_type))
         self.train_scheduler = DDPMScheduler(**schedule)
         self.inference_scheduler = DDIMScheduler(**schedule, set_alpha_to_one=True)
+        self.moe = moe_layers(self.denoiser)
+
+    def _denoise(self, batch: dict[str, torch.Tensor]):
+        """(noisy (B, T, Da), steps (B,), cond (B, C)) -> prediction, with the batch's routing and adapters."""
+        route = self.conditioning.routing_context(batch)
+        tasks = None
+        if self.config.adapters.enabled:
+            tasks = batch[TASK_INDEX] if TASK_EMBEDDING not in batch else torch.full_like(batch[TASK_INDEX], NO_TASK)
+
+        def denoise(noisy: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            with adapter_tasks(self.denoiser, tasks):
+                return self.denoiser(noisy, steps, cond, route)
+
+        return denoise
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """batch: obs (B, To, ...), ``action`` (B, T, Da), ``action.is_pad`` (B, T) -> {"loss"}."""
+        """batch: obs (B, To, ...), ``action`` (B, T, Da), ``action.is_pad`` (B, T) -> {"loss", and its parts}."""
         cond = self.global_condition(batch)
         actions = self.normalizer.normalize(ACTION, batch[ACTION][:, :self.horizon].float())
         noise = torch.randn_like(actions)
         steps = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.train_scheduler.add_noise(actions, noise, steps)
-        prediction = self.denoiser(noisy, steps, cond)
+        prediction = self._denoise(batch)(noisy, steps, cond)
         target = noise if self.config.prediction_type == PredictionType.epsilon else actions
         error = F.mse_loss(prediction.float(), target, reduction="none")  # (B, T, Da)
         if self.config.mask_padding:
-            keep = ~batch[ACTION_IS_PAD][:, :self.horizon, None]
-            return {"loss": (error * keep).sum() / (keep.sum() * error.shape[-1]).clamp_min(1)}
-        return {"loss": error.mean()}
+            keep = (~batch[ACTION_IS_PAD][:, :self.horizon, None]).expand_as(error).float()
+            loss = (error * keep).sum() / keep.sum().clamp_min(1)
+            per_sample = (error * keep).sum((1, 2)) / keep.sum((1, 2)).clamp_min(1)
+        else:
+            loss, per_sample = error.mean(), error.mean((1, 2))
+        if not self.moe:
+            return {"loss": loss, "loss_per_sample": per_sample}
+        balance = sum(layer.balance_loss for _, layer in self.moe) / len(self.moe)
+        weight = self.moe[0][1].config.balance_loss_weight
+        return {"loss": loss + weight * balance, "loss_per_sample": per_sample, "loss_aux": weight * balance,
+                "loss_balance": balance}
 
-    def sample_actions(self, cond: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def sample_actions(self, cond: torch.Tensor, noise: torch.Tensor,
+                       batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """cond (B, C), noise (B, T, Da) -> normalised actions (B, T, Da) by DDIM (deterministic, eta = 0)
         from the noise."""
-        sample = noise
+        sample, denoise = noise, self._denoise(batch)
         scheduler = self.inference_scheduler
         scheduler.set_timesteps(self.config.num_inference_steps, device=cond.device)
         for t in scheduler.timesteps:
             steps = torch.full((cond.shape[0],), int(t), device=cond.device, dtype=torch.long)
-            sample = scheduler.step(self.denoiser(sample, steps, cond), t, sample).prev_sample
+            sample = scheduler.step(denoise(sample, steps, cond), t, sample).prev_sample
         return sample
+
+    def new_instruction_note(self) -> str | None:
+        if self.config.adapters.enabled:
+            return "per-task adapters unused: instructions outside the task table run on the shared weights"
+        return None
+
+    def training_scalars(self) -> dict[str, float]:
+        """Mixture of experts: each expert's share of the last training batch's routing, averaged over layers."""
+        if not self.moe:
+            return {}
+        usage = torch.stack([layer.last_gates.gt(0).float().mean(0) for _, layer in self.moe]).mean(0)
+        return {f"moe/expert_{e}_share": float(share) / self.moe[0][1].config.top_k for e, share in enumerate(usage)}
+
+    def checkpoint_extras(self) -> dict[str, object]:
+        """Mixture of experts: ``expert_usage.json``, per layer and task, each expert's share of the top-k
+        choices over all diffusion steps (routed without noise)."""
+        if not self.moe:
+            return {}
+        return {"expert_usage.json": {"tasks": [t.name for t in self.spec.tasks], "layers": self.expert_usage()}}
+
+    @torch.no_grad()
+    def expert_usage(self) -> dict[str, list[list[float]]]:
+        """{layer: (tasks, E) share of each expert in the routing of every task, over every training step}."""
+        tasks = torch.arange(len(self.spec.tasks), device=next(self.parameters()).device)
+        steps = torch.arange(self.config.num_train_timesteps, device=tasks.device)
+        task_grid, step_grid = tasks.repeat_interleave(len(steps)), steps.repeat(len(tasks))
+        route = self.conditioning.routing_context({TASK_INDEX: task_grid})
+        route |= {ROUTE_STEP: self.denoiser.step_embedding(step_grid), ROUTE_TIMESTEP: step_grid}
+        return {name: layer.usage(route).reshape(len(tasks), len(steps), -1).mean(1).tolist()
+                for name, layer in self.moe}

@@ -53,8 +53,10 @@ class TransformerPolicy(MultitaskPolicy):
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         target = self.normalizer.normalize(ACTION, batch[ACTION][:, :self.horizon].float())
         error = F.l1_loss(self._chunk(self.global_condition(batch)).float(), target, reduction="none")
-        keep = ~batch[ACTION_IS_PAD][:, :self.horizon, None]
-        return {"loss": (error * keep).sum() / (keep.sum() * error.shape[-1]).clamp_min(1)}
+        keep = (~batch[ACTION_IS_PAD][:, :self.horizon, None]).expand_as(error).float()
+        return {"loss": (error * keep).sum() / keep.sum().clamp_min(1),
+                "loss_per_sample": (error * keep).sum((1, 2)) / keep.sum((1, 2)).clamp_min(1)}
 
-    def sample_actions(self, cond: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def sample_actions(self, cond: torch.Tensor, noise: torch.Tensor,
+                       batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self._chunk(cond)  # deterministic: the noise is not used

@@ -59,6 +59,8 @@ def test_expert_eval_on_mt10_writes_results_table_and_videos(tmp_path):
         record = first_episodes[video.name.split("_ep")[0]]
         assert video.name.endswith("_success.mp4" if record["success"] else "_failure.mp4")
         assert tmp_path / record["video"] == video
+    page = (tmp_path / "results.html").read_text()  # the same run as a page, every video embedded
+    assert all(f'src="videos/{video.name}"' in page for video in videos) and page.count('class="bar"') == 10
     frames = read_mp4(videos[0])
     assert frames.shape[1:] == (96, 96, 3)
     assert len(frames) == first_episodes[videos[0].name.split("_ep")[0]]["length"] + 1  # reset frame + one per step

@@ -37,7 +37,7 @@ class RandomWindows(Dataset):
         generator = torch.Generator().manual_seed(0)
         self.state = torch.randn(n, 2, STATE_DIM, generator=generator)
         self.action = torch.rand(n, horizon, ACTION_DIM, generator=generator) * 2 - 1
-        self.task = torch.arange(n) % 3
+        self.task = self.task_of_sample = torch.arange(n) % 3
 
     def __len__(self) -> int:
         return len(self.state)

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from training.multitask import MultitaskConfig
+
+
+class Trainable(StrEnum):
+    all = "all"  # every parameter of the policy
+    adapters = "adapters"  # only the per-task adapters (policy.adapters): fine-tunes that leave other tasks as they are
+
 
 class MixedPrecision(StrEnum):
     auto = "auto"  # bf16 autocast on CUDA only
@@ -34,6 +41,8 @@ class TrainerConfig:
     batch_size: int = 256  # per process; the global batch is batch_size x world size
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
+    multitask: MultitaskConfig = field(default_factory=MultitaskConfig)  # how per-task losses become an update
+    trainable: Trainable = Trainable.all  # all, or adapters only
     seed: int = 0
     device: str = "auto"  # auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...
     mixed_precision: MixedPrecision = MixedPrecision.auto  # auto (bf16 on CUDA only), bf16 (also on CPU), no

@@ -44,3 +44,53 @@ class StepBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return self.num_steps - self.start_step
+
+
+class TaskStratifiedBatchSampler(Sampler[list[int]]):
+    """Global batches of `tasks_per_batch` tasks with an equal share of windows each, a pure function of
+    (seed, step, rank), for methods that need a loss per task from every batch.
+
+    The tasks are visited in a fresh permutation each round (all tasks, `tasks_per_batch` at a time); each
+    chosen task gets global_batch // tasks_per_batch windows drawn uniformly from its own (the remainder goes
+    to the first tasks of the step). Rank r takes every world_size-th index of the global batch.
+    """
+
+    def __init__(self, task_of_sample: torch.Tensor, tasks_per_batch: int, batch_size: int, num_steps: int,
+                 seed: int, start_step: int = 0, rank: int = 0, world_size: int = 1):
+        task_of_sample = torch.as_tensor(task_of_sample)
+        self.tasks = torch.unique(task_of_sample)
+        if not 1 <= tasks_per_batch <= len(self.tasks):
+            raise ValueError(f"tasks_per_batch must be in 1..{len(self.tasks)} (the tasks in the data), got "
+                             f"{tasks_per_batch}")
+        self.global_batch = batch_size * world_size
+        if self.global_batch < tasks_per_batch:
+            raise ValueError(f"a batch of {self.global_batch} cannot hold {tasks_per_batch} tasks")
+        self.windows = [torch.nonzero(task_of_sample == t).flatten() for t in self.tasks]
+        self.tasks_per_batch, self.num_steps, self.seed = tasks_per_batch, num_steps, seed
+        self.start_step, self.rank, self.world_size = start_step, rank, world_size
+
+    def batch(self, step: int) -> list[int]:
+        """The global batch of `step`, task by task."""
+        first = step * self.tasks_per_batch
+        round_, offset = divmod(first, len(self.tasks))
+        order = torch.randperm(len(self.tasks), generator=torch.Generator().manual_seed(self.seed * 7_919 + round_))
+        if offset + self.tasks_per_batch > len(self.tasks):  # the round ends inside this step: next round's too
+            following = torch.randperm(len(self.tasks),
+                                       generator=torch.Generator().manual_seed(self.seed * 7_919 + round_ + 1))
+            order = torch.cat([order, following])
+        chosen = order[offset:offset + self.tasks_per_batch]
+        shares = [self.global_batch // self.tasks_per_batch + (i < self.global_batch % self.tasks_per_batch)
+                  for i in range(self.tasks_per_batch)]
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        indices = []
+        for task, share in zip(chosen.tolist(), shares):
+            own = self.windows[task]
+            indices += own[torch.randint(len(own), (share,), generator=generator)].tolist()
+        return indices
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start_step, self.num_steps):
+            yield self.batch(step)[self.rank::self.world_size]
+
+    def __len__(self) -> int:
+        return self.num_steps - self.start_step

@@ -40,12 +40,14 @@ from common.progress import progress_bar
 from common.schema import TASK_INDEX
 from common.threads import training_threads
 from policies.acting import select_device
+from policies.adapters import adapter_parameters
 from policies.base import MultitaskPolicy
 from policies.checkpoint import CheckpointError, read_checkpoint_record, save_policy, write_policy_files
 from policies.registry import make_policy
-from training.config import MixedPrecision, TrainerConfig
+from training.config import MixedPrecision, Trainable, TrainerConfig
 from training.distributed import init_distributed, wait_for_main_process
-from training.sampler import StepBatchSampler
+from training.multitask import make_method
+from training.sampler import StepBatchSampler, TaskStratifiedBatchSampler
 
 log = logging.getLogger("train")
 
@@ -55,6 +57,18 @@ TRAINING_STATE_FILE = "training_state.pt"
 def move_to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Tensors to `device`; everything else (instruction strings) as is."""
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def freeze_all_but_adapters(policy: MultitaskPolicy) -> None:
+    """Train only the policy's per-task adapters (trainer.trainable=adapters)."""
+    adapters = adapter_parameters(policy)
+    if not adapters:
+        raise ValueError("trainer.trainable=adapters, but the policy has no adapters: set policy.adapters.rank > 0 "
+                         "or policy.adapters.task_heads=true")
+    for parameter in policy.parameters():
+        parameter.requires_grad_(False)
+    for parameter in adapters:
+        parameter.requires_grad_(True)
 
 
 class Trainer:
@@ -75,7 +89,21 @@ class Trainer:
         self.device = device
         self.policy = policy.to(device)
         self.sample_weights = sample_weights  # (N,) draw probabilities of the samples; None: uniform
-        self.optimizer = torch.optim.AdamW(policy.parameters(), lr=config.optim.lr, betas=tuple(config.optim.betas),
+        if config.trainable == Trainable.adapters:
+            freeze_all_but_adapters(policy)
+        self.method = make_method(config.multitask, len(policy.spec.tasks)).to(device)
+        if self.world_size > 1 and config.multitask.method != "sum":
+            raise ValueError(f"trainer.multitask.method={config.multitask.method} does not run under DDP: each "
+                             "process would weigh or aggregate the task losses of its own shard of the batch, and "
+                             "the methods' task weights and Jacobians are not synchronised across processes; "
+                             "train it in one process (on one GPU), or use method=sum with DDP")
+        adapters = {id(p) for p in adapter_parameters(policy)}
+        shared = [p for p in policy.parameters() if p.requires_grad and id(p) not in adapters]
+        per_task = [p for p in policy.parameters() if p.requires_grad and id(p) in adapters]
+        # Per-task adapters are not decayed: a task absent from a batch keeps its adapter as it is.
+        self.optimizer = torch.optim.AdamW([{"params": shared + self.method.extra_parameters()},
+                                            {"params": per_task, "weight_decay": 0.0}],
+                                           lr=config.optim.lr, betas=tuple(config.optim.betas),
                                            weight_decay=config.optim.weight_decay)
         self.lr_scheduler = get_cosine_schedule_with_warmup(self.optimizer, config.optim.warmup_steps,
                                                             config.num_steps)
@@ -119,8 +147,11 @@ class Trainer:
         return state
 
     def acting_policy(self, state: dict[str, torch.Tensor] | None = None) -> MultitaskPolicy:
-        """A copy of the policy carrying the acting weights (or `state`), in eval mode, for evaluation."""
-        policy = make_policy(self.policy.config, self.policy.spec)
+        """A copy of the policy carrying the acting weights (or `state`), in eval mode, for evaluation.
+        Building it leaves the random streams of training untouched (a checkpoint or an evaluation must
+        not change what training draws next)."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            policy = make_policy(self.policy.config, self.policy.spec)
         policy.load_state_dict(self.acting_state_dict() if state is None else state)
         return policy.to(self.device).eval()
 
@@ -134,9 +165,11 @@ class Trainer:
         """
         metadata = self.metadata | {"step": self.step, "num_steps": self.config.num_steps}
         acting = self.acting_state_dict()
+        extras = self.acting_policy(acting).checkpoint_extras()  # e.g. expert usage, of the acting weights
         state = {"step": self.step, "model": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "lr_scheduler": self.lr_scheduler.state_dict(), "rng_cpu": torch.get_rng_state(),
-                 "ema": self.ema.state_dict() if self.ema is not None else {}}
+                 "ema": self.ema.state_dict() if self.ema is not None else {},
+                 "multitask_method": self.method.state_dict(), "multitask_method_name": self.config.multitask.method}
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         buffer = io.BytesIO()  # torch.save's own file errors hide the errno ("basic_ios::clear")
@@ -144,10 +177,10 @@ class Trainer:
         last = self.checkpoint_dir / "last"
         try:
             with atomic_directory(last) as tmp:
-                write_policy_files(tmp, self.policy, acting, metadata)
+                write_policy_files(tmp, self.policy, acting, metadata, extras)
                 (tmp / TRAINING_STATE_FILE).write_bytes(buffer.getvalue())
             self.saved_step = self.step
-            save_policy(self.checkpoint_dir / f"step_{self.step:07d}", self.policy, acting, metadata)
+            save_policy(self.checkpoint_dir / f"step_{self.step:07d}", self.policy, acting, metadata, extras)
         except DiskFullError as error:
             good = f"{last} (step {self.saved_step})" if self.saved_step is not None else "none: no step was saved"
             raise DiskFullError(error.errno, f"{error.strerror} while saving the checkpoint of step {self.step}; "
@@ -194,6 +227,11 @@ class Trainer:
         self.policy.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        saved_method = state.get("multitask_method_name", "sum")
+        if saved_method != self.config.multitask.method:
+            raise CheckpointError(f"{path.parent} was trained with trainer.multitask.method={saved_method}, this run "
+                                  f"asks for {self.config.multitask.method}; use another out_dir")
+        self.method.load_state_dict(state.get("multitask_method", {}), strict="multitask_method" in state)
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
             self.ema.to(self.device)
@@ -207,8 +245,14 @@ class Trainer:
     # ---- the loop ----------------------------------------------------------------------------------
 
     def _loader(self) -> DataLoader:
-        sampler = StepBatchSampler(len(self.dataset), self.config.batch_size, self.config.num_steps,
-                                   self.config.seed, self.step, self.sample_weights, self.rank, self.world_size)
+        tasks_per_batch = self.config.multitask.tasks_per_batch
+        if tasks_per_batch:
+            sampler = TaskStratifiedBatchSampler(self.dataset.task_of_sample, tasks_per_batch, self.config.batch_size,
+                                                 self.config.num_steps, self.config.seed, self.step, self.rank,
+                                                 self.world_size)
+        else:
+            sampler = StepBatchSampler(len(self.dataset), self.config.batch_size, self.config.num_steps,
+                                       self.config.seed, self.step, self.sample_weights, self.rank, self.world_size)
         workers = self.config.dataloader_workers
         return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers,
                           pin_memory=self.device.type == "cuda", persistent_workers=False,
@@ -243,21 +287,36 @@ class Trainer:
             raise KeyboardInterrupt(f"signal {received[0]}")
 
     def train_step(self, model: torch.nn.Module, batch: dict[str, Any]) -> dict[str, float]:
-        """One optimizer step on one batch; returns loss and gradient norm."""
+        """One optimizer step on one batch; returns the loss and its parts, the per-task losses and what the
+        multitask method and the policy report of the step (`training_scalars`)."""
+        batch = move_to(batch, self.device)
+        random_state = torch.get_rng_state() if self.method.needs_second_look else None
         with self.autocast():
-            loss = model(move_to(batch, self.device))["loss"]
+            outputs = model(batch)
+        loss = outputs["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.step}; lower optim.lr or check the data")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        reported = self.method.backward(outputs, batch[TASK_INDEX], [p for p in self.policy.parameters()
+                                                                     if p.requires_grad])
         clip = self.config.optim.grad_clip_norm
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip if clip > 0 else math.inf)
         self.optimizer.step()
         self.lr_scheduler.step()
         if self.ema is not None:
             self.ema.step(self.policy.parameters())
+        if random_state is not None:  # the same batch again, with the same diffusion noise, after the step
+            with torch.random.fork_rng(devices=[]), torch.no_grad(), self.autocast():
+                torch.set_rng_state(random_state)
+                self.method.after_step(model(batch), batch[TASK_INDEX])
         self.step += 1
-        return {"loss": loss.item(), "grad_norm": grad_norm.item()}
+        names = [t.name for t in self.policy.spec.tasks]
+        reported = {(f"loss/{names[int(k.split('/')[1])]}" if k.startswith("task_loss/") else
+                     f"task_weight/{names[int(k.split('/')[1])]}" if k.startswith("task_weight/") else k): v
+                    for k, v in reported.items()}
+        parts = {name: value.item() for name, value in outputs.items() if value.dim() == 0 and name != "loss"}
+        return {"loss": loss.item(), **parts, "grad_norm": grad_norm.item(), **reported,
+                **self.policy.training_scalars()}
 
     def fit(self) -> int:
         """Train to `num_steps` (resuming if possible). Whatever stops it (Ctrl-C, SIGTERM, an error, a
@@ -279,7 +338,8 @@ class Trainer:
                 samples += len(batch[TASK_INDEX]) * self.world_size
                 bar.update(1)
                 if self.step % self.config.log_every == 0 or self.step == self.config.num_steps:
-                    scalars = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
+                    keys = dict.fromkeys(k for w in window for k in w)  # per-task figures: tasks present vary
+                    scalars = {k: sum(w[k] for w in window if k in w) / sum(k in w for w in window) for k in keys}
                     scalars |= {"lr": self.lr_scheduler.get_last_lr()[0],
                                 "samples_per_s": samples / (time.perf_counter() - started)}
                     self._log("train", scalars)

@@ -140,8 +140,8 @@ def collect(cfg: CollectConfig) -> dict[str, Path]:
     todo = [t for t in suite.tasks if t not in done]
     collector = TaskCollector(suite, cfg, out_dir, todo)
     policy = suite.make_expert()
-    engine = make_engine(suite, cfg.rollout, policy.n_obs_steps, policy.n_action_steps, out_dir, cfg.progress,
-                         record_trajectories=True, action_noise=cfg.action_noise)
+    engine = make_engine(suite, cfg.rollout, policy, out_dir, cfg.progress, record_trajectories=True,
+                         action_noise=cfg.action_noise)
     limit = int(np.ceil(cfg.episodes_per_task * cfg.max_attempts_factor))
     if suite.goals is not None:
         limit = min(limit, suite.episodes_per_task)
@@ -155,7 +155,7 @@ def collect(cfg: CollectConfig) -> dict[str, Path]:
                 collector.attempts[task.name] += count
             if not requests:
                 break
-            engine.run(policy, requests, on_record=lambda record: None, on_trajectory=collector.add)
+            engine.run(requests, on_record=lambda record: None, on_trajectory=collector.add)
     for task in todo:
         if task.name not in collector.written:
             kept = len(collector.kept[task.name])

@@ -3,7 +3,7 @@ protocol, run by the rollout engine, with a resume journal and result files. `py
 
     results = evaluate(EvalConfig(env=EnvConfig(suite="metaworld_mt10"), checkpoint="outputs/.../last"))
 
-Writes into `out_dir` (default outputs/eval/<suite>_<policy>): results.json, results.md,
+Writes into `out_dir` (default outputs/eval/<suite>_<policy>): results.json, results.md, results.html,
 episodes.jsonl (one line per finished episode), config.yaml and videos/*.mp4. Interrupted runs keep
 what finished; re-running the same command resumes. A learned policy gives the same episodes for any
 number of workers and slots (policies/acting.py says how).
@@ -28,6 +28,7 @@ from common.provenance import provenance
 from common.schema import ChunkPolicy
 from envs.config import EnvConfig
 from envs.registry import Suite, make_suite
+from envs.report_html import write_results_html
 from envs.results import EpisodeJournal, config_fingerprint, format_markdown, summarize, write_results
 from envs.rollout import EpisodeRequest, RolloutConfig, make_engine
 from policies.acting import PolicyActor
@@ -87,7 +88,7 @@ def learned_policy(policy: MultitaskPolicy, suite: Suite, source: dict[str, Any]
     (`source`, with their sha256), the device and the fixed micro-batch and thread count."""
     actor = PolicyActor(policy, suite.tasks, device=device, batch_size=rollout.policy_batch_size)
     inference = {"device": str(actor.device), "batch_size": rollout.policy_batch_size,
-                 "threads": rollout.policy_threads}
+                 "threads": rollout.policy_threads, **({"notes": actor.notes} if actor.notes else {})}
     return PolicyUnderTest(actor, label, {**source, "inference": inference})
 
 
@@ -156,11 +157,11 @@ def evaluate(cfg: EvalConfig, under_test: PolicyUnderTest | None = None) -> dict
         if len(requests) < episodes * len(suite.tasks):
             log.info("resuming: %d of %d episodes already in %s", episodes * len(suite.tasks) - len(requests),
                      episodes * len(suite.tasks), journal.path)
-        engine = make_engine(suite, cfg.rollout, policy.n_obs_steps, policy.n_action_steps, out_dir, cfg.progress)
+        engine = make_engine(suite, cfg.rollout, policy, out_dir, cfg.progress)
         complete = False
         try:
             with policy_threads(cfg.rollout.policy_threads):
-                engine.run(policy, requests, on_record=journal.append)
+                engine.run(requests, on_record=journal.append)
             complete = True
         finally:
             wanted = {(t.name, e) for t in suite.tasks for e in range(episodes)}
@@ -170,6 +171,7 @@ def evaluate(cfg: EvalConfig, under_test: PolicyUnderTest | None = None) -> dict
                                   seed=cfg.rollout.seed, complete=complete, identity=identity)
             try:
                 write_results(out_dir, summary, metadata, title)
+                write_results_html(out_dir, {"metadata": metadata, **summary}, title, records)
             except DiskFullError as error:
                 if complete:
                     raise

@@ -29,7 +29,7 @@ from envs.config import EnvConfig, GoalSet
 from envs.registry import Suite, make_suite
 from envs.rollout import RolloutConfig
 from policies.base import MultitaskPolicy
-from policies.checkpoint import weights_sha256
+from policies.checkpoint import load_policy, weights_sha256
 from policies.registry import POLICIES, make_policy
 from policies.spec import PolicySpec
 from policies.text_encoder import embed_instructions, make_text_encoder
@@ -56,7 +56,9 @@ class TrainConfig:
     eval_episodes_per_task: int = 5  # episodes per task of evaluations during training
     final_eval: bool = True  # evaluate the final policy under the official protocol
     final_eval_episodes_per_task: int | None = None  # None: the official protocol
-    out_dir: str | None = None  # None: outputs/train/<name>
+    init_checkpoint: str | None = None  # start from this checkpoint's weights (its normaliser too): a fine-tune
+    train_tasks: list[str] | None = None  # train on these tasks' demonstrations only; the task table stays whole
+    out_dir: str | None = None  # None: outputs/train/<name> (in a hydra multirun: its sweep folder per job)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -100,6 +102,13 @@ def build_policy(cfg: TrainConfig, suite: Suite, dataset: MultitaskSequenceDatas
         raise ValueError(f"policy (n_obs_steps, horizon, n_action_steps) = {window} but the dataset cuts windows "
                          f"of {(dataset.n_obs_steps, dataset.horizon, dataset.n_action_steps)}")
     policy = make_policy(cfg.policy, spec)
+    if cfg.init_checkpoint:  # a fine-tune keeps the base's normaliser, so that its weights stay comparable
+        base, record = load_policy(cfg.init_checkpoint)
+        if (record["config"], record["spec"]) != (dataclasses.asdict(policy.config), spec.to_dict()):
+            raise ValueError(f"init_checkpoint={cfg.init_checkpoint} holds another policy config or task table "
+                             "than this run's; fine-tune with the base run's policy settings and suite")
+        policy.load_state_dict(base.state_dict())
+        return policy
     policy.normalizer.fit(load_or_compute_statistics(dataset))
     if cfg.policy.conditioning.text:
         encoder = make_text_encoder(cfg.policy.conditioning.text_encoder)
@@ -123,11 +132,23 @@ def evaluation(cfg: TrainConfig, trainer: Trainer, out_dir: Path, episodes: int 
     return evaluate(eval_cfg, under_test)
 
 
+def default_out_dir(name: str) -> Path:
+    """outputs/train/<name>; in a hydra multirun (`python train.py -m ...`) each job's own sweep folder,
+    outputs/multirun/<name>/<job number> (configs/train.yaml), so that methods x seeds never share one."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        sweep = HydraConfig.get().sweep
+        return Path(sweep.dir) / sweep.subdir
+    return Path("outputs") / "train" / name
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Collect (if needed), train and evaluate; returns {"step", "checkpoint", "final_eval" (or None)}."""
     torch.set_float32_matmul_precision("high")
     suite = make_suite(cfg.env)
-    out_dir = Path(cfg.out_dir or Path("outputs") / "train" / cfg.name)
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else default_out_dir(cfg.name)
     rank, _, world_size = init_distributed(cfg.trainer.device, cfg.trainer.distributed_timeout_s,
                                            cfg.trainer.main_process_timeout_s)
     if rank == 0:
@@ -135,7 +156,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         ensure_demonstrations(cfg, suite)
     wait_for_main_process()  # the other processes read the files rank 0 collected
     dataset = MultitaskSequenceDataset(dataclasses.replace(cfg.dataset, task_names=[t.name for t in suite.tasks],
-                                                           task_instructions=[t.instruction for t in suite.tasks]))
+                                                           task_instructions=[t.instruction for t in suite.tasks],
+                                                           only_tasks=cfg.train_tasks))
     policy = build_policy(cfg, suite, dataset)
     trainer = Trainer(cfg.trainer, policy, dataset, out_dir, sample_weights(dataset, cfg.dataset.task_balanced),
                       metadata={"suite": suite.name, "run": cfg.name, "dataset": str(dataset.root)},

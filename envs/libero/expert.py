@@ -141,6 +141,7 @@ class LiberoExpertPolicy:
 
     n_obs_steps = 2
     n_action_steps = 1
+    runs_in_worker = True  # cheap per-sample Python from privileged state: it runs beside its env
 
     def __init__(self, tasks: list[Task]):
         from envs.libero.benchmark import goal_state

@@ -17,11 +17,13 @@ warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", modu
 class MetaWorldExpertPolicy:
     """Meta-World's hand-written expert of each task, batched over a mixed-task batch.
 
-    Needs only the current state: n_obs_steps = 1, and it returns chunks of one action.
+    Needs only the current state: n_obs_steps = 1, and it returns chunks of one action. It runs in the
+    rollout workers, next to the envs (cheap per-sample Python: no round trip to the engine per step).
     """
 
     n_obs_steps = 1
     n_action_steps = 1
+    runs_in_worker = True
 
     def __init__(self, tasks: list[Task]):
         missing = [t.name for t in tasks if t.name not in ENV_POLICY_MAP]

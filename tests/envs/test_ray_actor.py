@@ -105,8 +105,9 @@ def test_every_backend_is_registered_and_the_factory_picks_it(tmp_path):
 
     assert ENGINES.names() == sorted(b.value for b in Backend)
     suite = make_suite(EnvConfig(suite="metaworld_mt1", task="reach-v3"))
-    engine = make_engine(suite, RolloutConfig(backend=Backend.ray), 1, 1, tmp_path)
+    engine = make_engine(suite, RolloutConfig(backend=Backend.ray), suite.make_expert(), tmp_path)
     assert isinstance(engine, RayRolloutEngine) and engine.spec.max_idle_envs == 8
+    assert engine.spec.policy is engine.policy  # the expert runs in the actors, as in the local workers
     with pytest.raises(KeyError, match="known: local, ray"):
         ENGINES.get("slurm")
 

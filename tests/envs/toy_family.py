@@ -81,6 +81,7 @@ class ToyReachExpert:
 
     n_obs_steps = 1
     n_action_steps = 2
+    runs_in_worker = True
 
     def __init__(self, tasks: list[Task]):
         self.tasks = tasks

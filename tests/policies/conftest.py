@@ -6,25 +6,34 @@ import pytest
 import torch
 
 from common.schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, Task, rgb_key
+from policies.adapters import AdapterConfig
 from policies.config import ConditioningConfig, ObsEncoderConfig, PolicyConfig
 from policies.denoisers import TransformerDenoiserConfig, UNetConfig
+from policies.moe import MoEConfig
 from policies.registry import POLICIES, config_class
 from policies.spec import PolicySpec
 
 STATE_DIM, ACTION_DIM, NUM_TASKS, TEXT_DIM = 7, 3, 3, 384
 TINY_ENCODER = ObsEncoderConfig(state_hidden_dim=32, state_feature_dim=16, image_channels=[8, 16],
                                 image_keypoints=4, image_feature_dim=8)
-# Every registry entry, with each of the diffusion policy's denoisers.
+# Every registry entry, with each of the diffusion policy's denoisers, plain, with a mixture of experts and
+# with per-task adapters (LoRA, and task heads on the UNet).
+DIFFUSION_VARIANTS = ("unet", "transformer", "unet+moe", "transformer+moe", "unet+adapters", "transformer+adapters")
 VARIANTS = [(name, denoiser) for name in POLICIES.names()
-            for denoiser in (("unet", "transformer") if name == "diffusion" else (None,))]
+            for denoiser in (DIFFUSION_VARIANTS if name == "diffusion" else (None,))]
+TINY_MOE = MoEConfig(num_experts=3, top_k=2, router_dim=8)
 
 
 def tiny_config(name: str, denoiser: str | None = None, **fields) -> PolicyConfig:
     """A small instance of the registered config `name` (2 obs steps, horizon 8, 4 executed)."""
     extra = {}
     if name == "diffusion":
-        extra = dict(denoiser=denoiser or "unet", unet=UNetConfig(down_dims=[16, 32], step_embedding_dim=16),
-                     transformer=TransformerDenoiserConfig(d_model=32, num_layers=1, num_heads=2))
+        denoiser, _, part = (denoiser or "unet").partition("+")
+        moe = TINY_MOE if part == "moe" else MoEConfig()
+        extra = dict(denoiser=denoiser, unet=UNetConfig(down_dims=[16, 32], step_embedding_dim=16, moe=moe),
+                     transformer=TransformerDenoiserConfig(d_model=32, num_layers=1, num_heads=2, moe=moe))
+        if part == "adapters":
+            extra["adapters"] = AdapterConfig(rank=2, task_heads=denoiser == "unet")
     elif name == "transformer":
         extra = dict(d_model=32, num_layers=1, num_heads=2, dropout=0.0)
     fields = dict(n_obs_steps=2, horizon=8, n_action_steps=4, obs_encoder=TINY_ENCODER,
