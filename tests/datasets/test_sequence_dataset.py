@@ -152,6 +152,21 @@ def test_images_are_upright_and_match_the_state_steps(image_folder):
             np.testing.assert_array_equal(frames.numpy(), w.images[camera][demo][steps].transpose(0, 3, 1, 2))
 
 
+def test_only_tasks_keeps_their_windows_indices_and_frames(image_folder):
+    """open-v3 alone: its windows, its index among task_names, and frames read from its own file (the second one
+    on disk), not from the file that now comes first."""
+    folder, written = image_folder
+    dataset = dataset_of(folder, cameras=["corner"], task_names=["close-v3", "open-v3"], only_tasks=["open-v3"])
+    assert dataset.tasks == [(1, "open-v3", "do open-v3")]
+    assert len(dataset) == sum(L - T + TA for L in (22, 30))
+    sample = dataset[0]  # open-v3, demo_0, t = 0
+    assert sample[TASK_INDEX].item() == 1
+    np.testing.assert_array_equal(sample[rgb_key("corner")].numpy(),
+                                  written["open-v3"].images["corner"][0][[0] * TO].transpose(0, 3, 1, 2))
+    with pytest.raises(DatasetError, match=r"no demonstrations of tasks \['push-v3'\]"):
+        dataset_of(folder, only_tasks=["push-v3"])
+
+
 def test_image_cache_gives_the_same_samples_and_logs_its_size(image_folder, caplog):
     folder, _ = image_folder
     on_demand = dataset_of(folder, cameras=["corner", "gripper"])

@@ -74,6 +74,16 @@ def test_other_state_keys_get_their_own_cache(tmp_path):
     assert load_or_compute_statistics(two)[OBS_STATE]["mean"].shape == (10,)
 
 
+def test_a_subset_of_tasks_has_its_own_statistics_and_cache(task_folder):
+    folder, written = task_folder
+    every = make_dataset(folder)
+    load_or_compute_statistics(every)
+    subset = MultitaskSequenceDataset(DatasetConfig(path=str(folder), n_obs_steps=2, horizon=8, n_action_steps=4,
+                                                    only_tasks=["push-v3"]))
+    assert statistics_cache_path(subset) != statistics_cache_path(every)
+    assert_statistics_equal(load_or_compute_statistics(subset), expected_statistics({"push-v3": written["push-v3"]}))
+
+
 def test_corrupt_cache_is_recomputed(task_folder, caplog):
     folder, written = task_folder
     path = statistics_cache_path(make_dataset(folder))
