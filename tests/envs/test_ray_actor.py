@@ -4,6 +4,7 @@ the engine registry, authentication choices and the GL renderer check."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,22 @@ def test_the_runner_gives_the_local_engines_episodes_for_a_learned_policy(tmp_pa
         torch.set_num_threads(threads)
     assert sorted((r.record["episode"], r.record["length"], r.record["reward"]) for r in results) == local
     assert len({reward for *_, reward in local}) == 4
+
+
+def test_an_expert_in_the_spec_runs_whole_episodes_as_the_batched_runner_does(tmp_path):
+    """A policy that runs in the workers (the experts: WorkerSpec.policy, as the Ray engine sends them) runs each
+    episode with the worker's "run" command, no box needed, and gives the batched path's records."""
+    suite = make_suite(EnvConfig(suite="metaworld_mt1", task="reach-v3"))
+    spec = WorkerSpec(suite=suite, n_obs_steps=1, n_action_steps=1, out_dir=tmp_path, record_videos=False,
+                      policy=suite.make_expert())
+    task = suite.tasks[0]
+    jobs = [EpisodeJob(task, e, episode_seed(0, EpisodeRequest(task, e))) for e in range(3)]
+    whole = _run_in_process(EpisodeRunner(spec), None, jobs)  # None: a batched call would fail
+    batched = _run_in_process(EpisodeRunner(dataclasses.replace(spec, policy=None)),
+                              CountingPolicy(suite.make_expert()), jobs)
+    assert [r.record for r in whole] == [r.record for r in batched]
+    assert [r.steps for r in whole] == [r.record["length"] for r in whole] == [r.steps for r in batched]
+    assert len({r.record["reward"] for r in whole}) == 3
 
 
 def test_a_policy_error_fails_every_waiting_episode_with_it(tmp_path):
