@@ -29,12 +29,12 @@ from envs.rendering import select_gl_backend
 
 select_gl_backend()  # before mujoco is imported
 
-from bench.common import save  # noqa: E402
-from envs.config import EnvConfig  # noqa: E402
-from envs.ray_actor import EpisodeJob, EpisodeRunner  # noqa: E402
-from envs.ray_cluster import connect  # noqa: E402
-from envs.registry import make_suite  # noqa: E402
-from envs.rollout import (  # noqa: E402
+from bench.common import save
+from envs.config import EnvConfig
+from envs.ray_actor import EpisodeJob, EpisodeRunner
+from envs.ray_cluster import connect
+from envs.registry import make_suite
+from envs.rollout import (
     Backend,
     EpisodeRequest,
     RayConfig,
@@ -43,7 +43,7 @@ from envs.rollout import (  # noqa: E402
     make_engine,
     worker_spec,
 )
-from envs.worker import limit_threads  # noqa: E402
+from envs.worker import limit_threads
 
 EPISODES, INIT_STATES, CORES_PER_NODE = 4500, 50, 16
 

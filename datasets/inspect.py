@@ -40,8 +40,8 @@ def summary(task_file: TaskEpisodes) -> str:
     lines = [str(task_file.path),
              f"  task: {task_file.task}" + (f" (suite {task_file.suite})" if task_file.suite else ""),
              f"  instruction: {task_file.instruction}",
-             f"  demos: {len(lengths)}, steps: {int(lengths.sum())}, length min/mean/max: "
-             f"{lengths.min()}/{lengths.mean():.1f}/{lengths.max()}"]
+             (f"  demos: {len(lengths)}, steps: {int(lengths.sum())}, length min/mean/max: "
+              f"{lengths.min()}/{lengths.mean():.1f}/{lengths.max()}")]
     for key, (shape, dtype) in sorted(task_file.obs_specs.items()):
         use = "image" if key.endswith("_rgb") else ("state" if key in task_file.state_keys else "unused")
         lines.append(f"  obs/{key}: {shape} {dtype} [{use}]")
@@ -76,8 +76,8 @@ def lerobot_summary(source: LeRobotSource) -> str:
     episodes = [e for task_file in source.task_files for e in task_file.episodes]
     lengths = [e.length for e in episodes]
     lines = [str(source.root), f"  LeRobotDataset {source.info['codebase_version']}, {source.info['fps']} fps",
-             f"  episodes: {len(episodes)}, frames: {sum(lengths)}, length min/mean/max: "
-             f"{min(lengths)}/{sum(lengths) / len(lengths):.1f}/{max(lengths)}"]
+             (f"  episodes: {len(episodes)}, frames: {sum(lengths)}, length min/mean/max: "
+              f"{min(lengths)}/{sum(lengths) / len(lengths):.1f}/{max(lengths)}")]
     for index, text in sorted(source.tasks.items()):
         count = sum(len(tf.episodes) for tf in source.task_files if tf.instruction == text)
         lines.append(f"  task {index}: {text} ({count} episodes)")

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from datasets.config import DatasetConfig, ImageOrientation
-from datasets.reader import OPENCV, DatasetError, Episode, TaskEpisodes
 from datasets.lerobot_files import open_video, read_data_file, read_episodes, read_info, read_tasks
+from datasets.reader import OPENCV, DatasetError, Episode, TaskEpisodes
 from datasets.source import SOURCES
 
 log = logging.getLogger(__name__)
@@ -305,7 +305,7 @@ class LeRobotSource:
                 data = (self.root / item["path"]).read_bytes()
             try:
                 images.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
-            except Exception as error:  # noqa: BLE001  PIL raises many kinds for bad bytes
+            except Exception as error:  # PIL raises many kinds for bad bytes
                 raise DatasetError(f"{where.data_file}: key '{key}' holds an image that cannot be decoded "
                                    f"({error})") from error
         return self._checked(np.stack(images), where.data_file, camera)

@@ -52,7 +52,7 @@ def read_table(path: Path) -> Any:
         raise DatasetError(f"{path}: meta file is missing")
     try:
         return pq.read_table(path)
-    except Exception as error:  # noqa: BLE001  pyarrow's errors for corrupt files vary
+    except Exception as error:  # pyarrow's errors for corrupt files vary
         raise DatasetError(f"{path}: cannot read parquet file ({error})") from error
 
 
@@ -92,7 +92,7 @@ def read_data_file(path: Path, columns: list[str], raw: bool = False) -> dict[st
         table = pq.read_table(path, columns=columns, memory_map=True)
     except DatasetError:
         raise
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         raise DatasetError(f"{path}: cannot read parquet file ({error})") from error
     if raw:
         return {c: table.column(c).to_pylist() for c in columns}

@@ -108,7 +108,7 @@ class ActionBatcher:
             if chunks.ndim != 3 or chunks.shape[0] != len(waiting) or chunks.shape[1] < self.n_action_steps:
                 raise ValueError(f"policy returned actions of shape {chunks.shape}; expected "
                                  f"(B={len(waiting)}, T>={self.n_action_steps}, Da)")
-        except Exception as error:  # every waiting episode fails with it; the driver stops the run
+        except Exception as error:  # noqa: BLE001  every waiting episode fails with it; the driver stops the run
             for _, future in waiting:
                 future.set_exception(error)
             return

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from common.atomic import write_bytes
 from common.progress import progress_bar
@@ -209,11 +209,11 @@ class RayRolloutEngine:
         for actor in self._actors or []:
             try:
                 ray.kill(actor.handle, no_restart=True)
-            except Exception:  # noqa: BLE001  an actor that is already gone
+            except Exception:  # an actor that is already gone
                 log.debug("actor %d was already gone", actor.index, exc_info=True)
         self._actors, self._spec_ref, self._policy_box = None, None, None
 
-    def __enter__(self) -> RayRolloutEngine:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -19,7 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 import numpy as np
 from scipy import stats
@@ -321,7 +321,7 @@ class EpisodeJournal:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> EpisodeJournal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -25,6 +25,7 @@ recorded as errors and is replaced by a fresh process.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing as mp
 import time
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -148,7 +149,7 @@ class _Slot:
 class _Run:
     """The state of one `RolloutEngine.run`."""
 
-    workers: list["_WorkerHandle"]
+    workers: list[_WorkerHandle]
     slots: list[_Slot]
     queues: list[deque[EpisodeRequest]]  # one per slot
     finish: Callable[[EpisodeRecord], None]
@@ -175,7 +176,7 @@ def worker_spec(suite: Suite, config: RolloutConfig, policy: ChunkPolicy, out_di
 def _split_task_major(requests: list[EpisodeRequest], parts: int) -> list[deque[EpisodeRequest]]:
     """Contiguous, near-equal blocks of a task-major list: each slot builds envs for few tasks."""
     bounds = np.linspace(0, len(requests), parts + 1).round().astype(int)
-    return [deque(requests[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [deque(requests[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 class _WorkerHandle:
@@ -283,7 +284,7 @@ class RolloutEngine:
                 unlink_block(block)
         self._workers = None
 
-    def __enter__(self) -> RolloutEngine:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 RAY_VARIABLES = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
@@ -73,11 +74,10 @@ class LocalRayCluster:
         return self
 
     def _start_node(self, arguments: list[str], env: dict[str, str]) -> None:
-        log = open(Path(self._folder.name) / f"node_{len(self.nodes)}.log", "w")
-        self.nodes.append(subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", *arguments],
-                                           env=env, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
-        log.close()
+        with open(Path(self._folder.name) / f"node_{len(self.nodes)}.log", "w") as log:  # the node keeps its copy
+            self.nodes.append(subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", *arguments],
+                                               env=env, stdout=log, stderr=subprocess.STDOUT,
+                                               start_new_session=True))
 
     def _wait_for_nodes(self, count: int) -> None:
         """Until `count` nodes are alive (asked from a separate driver process, which then leaves)."""
@@ -90,7 +90,8 @@ class LocalRayCluster:
             if node.poll() is not None:
                 raise RuntimeError(f"a Ray node exited with status {node.returncode}: {self.node_log(node)}")
         result = subprocess.run([sys.executable, "-c", script, self.address, str(count), str(self.start_timeout_s)],
-                                env=env, capture_output=True, text=True, timeout=self.start_timeout_s + 30)
+                                env=env, capture_output=True, text=True, timeout=self.start_timeout_s + 30,
+                                check=False)
         if result.returncode != 0:
             raise RuntimeError(f"the local Ray cluster did not reach {count} nodes: {result.stderr[-2000:]}")
 
@@ -121,7 +122,7 @@ class LocalRayCluster:
             pass
         self._folder.cleanup()
 
-    def __enter__(self) -> LocalRayCluster:
+    def __enter__(self) -> Self:
         try:
             return self.start()
         except BaseException:

@@ -149,8 +149,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     torch.set_float32_matmul_precision("high")
     suite = make_suite(cfg.env)
     out_dir = Path(cfg.out_dir) if cfg.out_dir else default_out_dir(cfg.name)
-    rank, _, world_size = init_distributed(cfg.trainer.device, cfg.trainer.distributed_timeout_s,
-                                           cfg.trainer.main_process_timeout_s)
+    rank, _, _ = init_distributed(cfg.trainer.device, cfg.trainer.distributed_timeout_s,
+                                  cfg.trainer.main_process_timeout_s)
     if rank == 0:
         ensure_folder(out_dir, "out_dir")
         ensure_demonstrations(cfg, suite)

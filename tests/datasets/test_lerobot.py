@@ -208,8 +208,8 @@ BROKEN = {
     "wrong shape": (lambda r: _set_info(r, lambda i: i["features"]["action"].update(shape=[3])), {},
                     r"file-000\.parquet: key 'action' has shape \(2,\) per frame, but meta/info\.json says \(3,\)"),
     "wrong frame size": (lambda r: _set_info(r, lambda i: i["features"][FRONT].update(shape=[24, 48, 3])), {},
-                         r"file-000\.mp4: frames of feature 'observation\.images\.front' are \(24, 40, 3\), but "
-                         r"meta/info\.json says \(24, 48, 3\)"),
+                         (r"file-000\.mp4: frames of feature 'observation\.images\.front' are \(24, 40, 3\), but "
+                          r"meta/info\.json says \(24, 48, 3\)")),
     "undecodable video": (lambda r: (r / MP4_1).write_bytes(b"\x00" * 100), {},
                           r"file-001\.mp4: cannot decode the video of feature 'observation\.images\.front'"),
     "missing video": (lambda r: (r / MP4_1).unlink(), {},

@@ -22,7 +22,7 @@ TO, T, TA = 3, 6, 4
 
 
 def dataset_of(path, **overrides) -> MultitaskSequenceDataset:
-    window = dict(n_obs_steps=TO, horizon=T, n_action_steps=TA)
+    window = {"n_obs_steps": TO, "horizon": T, "n_action_steps": TA}
     path = [str(p) for p in path] if isinstance(path, list) else str(path)
     return MultitaskSequenceDataset(DatasetConfig(path=path, **{**window, **overrides}))
 
@@ -54,7 +54,7 @@ def test_every_window_matches_the_written_arrays(task_folder):
                 for s, a in zip(w.states, w.actions)]  # files are read in sorted file-name order
     i = 0
     for task_index, instruction, state, action in episodes:
-        starts = range(0, len(action) - T + TA)  # t in [0, L - T + Ta - 1]
+        starts = range(len(action) - T + TA)  # t in [0, L - T + Ta - 1]
         for t in starts:
             sample = dataset[i]
             obs, actions, is_pad = expected_window(state, action, t)

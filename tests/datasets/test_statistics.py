@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import datasets.statistics as statistics
 from common.schema import ACTION, OBS_STATE
+from datasets import statistics
 from datasets.config import DatasetConfig
 from datasets.sequence_dataset import MultitaskSequenceDataset
 from datasets.statistics import compute_statistics, load_or_compute_statistics, statistics_cache_path
@@ -67,7 +67,7 @@ def test_changed_file_invalidates_the_cache(task_folder):
 
 def test_other_state_keys_get_their_own_cache(tmp_path):
     write_task_file(tmp_path / "a.hdf5", "a", [20])
-    base = dict(path=str(tmp_path), horizon=8, n_action_steps=4)
+    base = {"path": str(tmp_path), "horizon": 8, "n_action_steps": 4}
     one = MultitaskSequenceDataset(DatasetConfig(**base))
     two = MultitaskSequenceDataset(DatasetConfig(**base, state_keys=["state", "state"]))
     assert statistics_cache_path(one) != statistics_cache_path(two)
