@@ -81,7 +81,8 @@ class LeRobotSource:
         self._check_features()
         self.tasks = read_tasks(self.root / TASKS)
         self.episode_rows = read_episodes(self.root / EPISODES)
-        self.files = [self.root / INFO, self.root / TASKS, *sorted((self.root / EPISODES).glob("*/*.parquet"))]
+        self.files = [self.root / INFO, self.root / TASKS, *sorted((self.root / EPISODES).glob("*/*.parquet")),
+                      *sorted(self._episodes_by_data_file())]  # what the arrays are read from (statistics cache)
         self.identity = {"format": "lerobot", "action": self.lerobot.action_feature}
         self._where: dict[str, _EpisodeFrames] = {}
         self.task_files = self._read_frames()

@@ -4,6 +4,7 @@ upright images from AV1 video and parquet images, statistics, DataLoader workers
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -134,6 +135,14 @@ def test_statistics_are_those_of_every_frame_and_cached_beside_the_folder(folder
     assert statistics_cache_path(dataset).parent == folder and statistics_cache_path(dataset).exists()
     other = MultitaskSequenceDataset(_config(folder, cameras=[], lerobot=LeRobotConfig(action_feature="observation.state")))
     assert statistics_fingerprint(other) != statistics_fingerprint(dataset)  # another action, another cache
+
+
+def test_a_changed_data_file_gives_another_statistics_cache(folder, tmp_path):
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    before = statistics_fingerprint(MultitaskSequenceDataset(_config(copy, cameras=[])))
+    data_file = next((copy / "data").glob("*/*.parquet"))
+    os.utime(data_file, ns=(data_file.stat().st_atime_ns, data_file.stat().st_mtime_ns + 10**9))
+    assert statistics_fingerprint(MultitaskSequenceDataset(_config(copy, cameras=[]))) != before
 
 
 def test_dataloader_workers_open_their_own_video_handles(folder):
