@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,20 +29,44 @@ def save(name: str, figures: dict[str, Any]) -> Path:
     return path
 
 
+class TimedPolicy:
+    """A ChunkPolicy that times its policy's `predict_action_chunk` calls (calls, rows, seconds)."""
+
+    def __init__(self, policy: Any):
+        self.policy, self.calls, self.rows, self.seconds = policy, 0, 0, 0.0
+
+    def __getattr__(self, name: str) -> Any:  # n_obs_steps, n_action_steps, runs_in_worker, ...
+        return getattr(self.policy, name)
+
+    def predict_action_chunk(self, batch: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        chunks = self.policy.predict_action_chunk(batch)
+        self.seconds += time.perf_counter() - started
+        self.calls, self.rows = self.calls + 1, self.rows + len(chunks)
+        return chunks
+
+
 def timed_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     """Run `workflows.evaluate.evaluate(cfg)` in a temporary out_dir (cfg.out_dir is replaced) and time it:
-    wall time (set-up included), env steps executed, env steps/s, mean success."""
+    wall time (set-up included), env steps executed, env steps/s, mean success; for a policy that acts in
+    the engine process, also the time in its calls (per env step) and the rows per call."""
     import dataclasses
     import tempfile
-    import time
 
-    from workflows.evaluate import evaluate
+    from envs.registry import make_suite
+    from workflows.evaluate import evaluate, policy_under_test
 
     with tempfile.TemporaryDirectory() as out_dir:
         started = time.perf_counter()
-        results = evaluate(dataclasses.replace(cfg, out_dir=out_dir, progress=False))
+        under_test = policy_under_test(cfg, make_suite(cfg.env))
+        timed = under_test.policy = TimedPolicy(under_test.policy)
+        results = evaluate(dataclasses.replace(cfg, out_dir=out_dir, progress=False), under_test)
         wall = time.perf_counter() - started
         lines = (Path(out_dir) / "episodes.jsonl").read_text().splitlines()[1:]  # the first line is the header
     steps = sum(json.loads(line)["length"] for line in lines)
-    return {"wall_s": round(wall, 1), "episodes": len(lines), "env_steps": steps,
-            "steps_per_s": round(steps / wall, 1), "mean_success": results["suite"]["mean_success"]}
+    figures = {"wall_s": round(wall, 1), "episodes": len(lines), "env_steps": steps,
+               "steps_per_s": round(steps / wall, 1), "mean_success": results["suite"]["mean_success"]}
+    if timed.calls:
+        figures |= {"policy_calls": timed.calls, "rows_per_call": round(timed.rows / timed.calls, 2),
+                    "policy_s": round(timed.seconds, 1), "policy_us_per_step": round(1e6 * timed.seconds / steps, 1)}
+    return figures

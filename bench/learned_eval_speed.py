@@ -37,6 +37,9 @@ def main() -> None:
     for name, run in (("experts", experts), ("learned", learned)):
         print(f"  {name:8s} {run['wall_s']:7.1f} s  {run['episodes']:5d} episodes  {run['env_steps']:7d} env steps  "
               f"{run['steps_per_s']:7.1f} steps/s  success {run['mean_success']}")
+    if "policy_s" in learned:
+        print(f"  policy calls: {learned['policy_calls']} of {learned['rows_per_call']} rows on average, "
+              f"{learned['policy_s']} s in all ({learned['policy_us_per_step']} us per env step)")
     print(f"learned policy: {ratio}x the experts' env steps/s")
     save("learned_eval_speed", {"suite": args.suite, "checkpoint": args.checkpoint, "workers": args.workers,
                                 "experts": experts, "learned": learned, "ratio": ratio})
