@@ -19,7 +19,7 @@ from envs.rollout import RolloutConfig
 from envs.video import read_mp4
 from policies.config import ConditioningConfig
 from tests.envs.test_video import FAILING_FFMPEG
-from workflows.evaluate import EvalConfig, evaluate
+from workflows.evaluate import ActingConfig, EvalConfig, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -229,3 +229,23 @@ def test_a_learned_policy_gives_the_same_episodes_for_any_worker_and_slot_count(
                                for r in _journal(tmp_path / name)))
     assert journals[0] == journals[1] == journals[2]
     assert len({reward for _, _, _, reward in journals[0]}) == 6  # six different episodes, not six copies
+
+
+def test_acting_overrides_change_the_chunks_and_are_part_of_the_run_identity(tmp_path):
+    checkpoint = _random_diffusion_checkpoint(tmp_path / "run" / "checkpoints" / "last")
+    env = EnvConfig(suite="metaworld_mt1", task="reach-v3", max_episode_steps=40)
+
+    def run(name: str, acting: ActingConfig) -> tuple[dict, list]:
+        results = evaluate(EvalConfig(env=env, checkpoint=str(checkpoint), acting=acting, episodes_per_task=3,
+                                      out_dir=str(tmp_path / name), progress=False,
+                                      rollout=RolloutConfig(num_workers=1, envs_per_worker=3, videos_per_task=0)))
+        return results["metadata"]["identity"]["policy"], sorted((r["episode"], r["reward"])
+                                                                 for r in _journal(tmp_path / name))
+
+    plain_identity, plain = run("plain", ActingConfig())
+    cheap_identity, cheap = run("cheap", ActingConfig(n_action_steps=4, num_inference_steps=3))
+    assert "acting" not in plain_identity
+    assert cheap_identity["acting"] == {"n_action_steps": 4, "num_inference_steps": 3}
+    assert cheap != plain  # other chunks, other episodes
+    with pytest.raises(ValueError, match="acting.n_action_steps=17.*choose 1..16"):
+        run("bad", ActingConfig(n_action_steps=17))

@@ -11,6 +11,7 @@ number of workers and slots (policies/acting.py says how).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -40,9 +41,34 @@ log = logging.getLogger("eval")
 
 
 @dataclass
+class ActingConfig:
+    """How a trained policy acts, where it differs from its checkpoint: cheaper acting at some cost in success
+    (measure it: docs/engine.md). Part of the run's identity in results.json when set."""
+
+    n_action_steps: int | None = None  # actions executed per predicted chunk (1..horizon); None: the checkpoint's
+    num_inference_steps: int | None = None  # diffusion: DDIM steps per chunk; None: the checkpoint's
+
+    def apply(self, policy: MultitaskPolicy) -> dict[str, int]:
+        """Set these on `policy` (checked against it); returns what was set, for the run's identity."""
+        changed: dict[str, int] = {}
+        if self.n_action_steps is not None:
+            if not 1 <= self.n_action_steps <= policy.horizon:
+                raise ValueError(f"acting.n_action_steps={self.n_action_steps}: the policy predicts chunks of "
+                                 f"{policy.horizon} actions (horizon); choose 1..{policy.horizon}")
+            policy.n_action_steps = changed["n_action_steps"] = self.n_action_steps
+        if self.num_inference_steps is not None:
+            if not hasattr(policy.config, "num_inference_steps"):
+                raise ValueError(f"acting.num_inference_steps: a {type(policy).__name__} takes no denoising steps")
+            policy.config = dataclasses.replace(policy.config, num_inference_steps=self.num_inference_steps)
+            changed["num_inference_steps"] = self.num_inference_steps  # the config's own check ran above
+        return changed
+
+
+@dataclass
 class EvalConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     checkpoint: str | None = None  # a checkpoint directory written by train.py; None: the suite's scripted experts
+    acting: ActingConfig = field(default_factory=ActingConfig)  # overrides of the checkpoint's acting settings
     device: str = "auto"  # where a trained policy runs: auto (cuda if available, else cpu), cpu, cuda
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     episodes_per_task: int | None = None  # None: the official protocol (50 for Meta-World); fewer = fast mode
@@ -79,6 +105,9 @@ def policy_under_test(cfg: EvalConfig, suite: Suite) -> PolicyUnderTest:
     weights = Path(cfg.checkpoint) / WEIGHTS_FILE
     source = {"checkpoint": str(Path(cfg.checkpoint).resolve()),
               "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    overrides = cfg.acting.apply(policy)
+    if overrides:
+        source["acting"] = overrides
     return learned_policy(policy, suite, source, checkpoint_label(cfg.checkpoint), cfg.device, cfg.rollout)
 
 
