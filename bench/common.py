@@ -35,7 +35,9 @@ class TimedPolicy:
     def __init__(self, policy: Any):
         self.policy, self.calls, self.rows, self.seconds = policy, 0, 0, 0.0
 
-    def __getattr__(self, name: str) -> Any:  # n_obs_steps, n_action_steps, runs_in_worker, ...
+    def __getattr__(self, name: str) -> Any:  # n_obs_steps, n_action_steps, ...
+        if name == "policy":  # not set yet (while unpickling)
+            raise AttributeError(name)
         return getattr(self.policy, name)
 
     def predict_action_chunk(self, batch: dict[str, Any]) -> Any:
@@ -59,7 +61,9 @@ def timed_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out_dir:
         started = time.perf_counter()
         under_test = policy_under_test(cfg, make_suite(cfg.env))
-        timed = under_test.policy = TimedPolicy(under_test.policy)
+        timed = TimedPolicy(under_test.policy)
+        if not getattr(under_test.policy, "runs_in_worker", False):  # those act in the workers, untimed
+            under_test.policy = timed
         results = evaluate(dataclasses.replace(cfg, out_dir=out_dir, progress=False), under_test)
         wall = time.perf_counter() - started
         lines = (Path(out_dir) / "episodes.jsonl").read_text().splitlines()[1:]  # the first line is the header
