@@ -10,8 +10,9 @@ by the Ray actor's own code (`envs.ray_actor.EpisodeRunner`) one at a time; and 
 to start (process, imports) on a local cluster. The same episodes then run on 2 Ray actors, to check
 the model against the engine (actors already started). Projection, one single-slot actor per core
 (A = 16 x nodes), the 4,500 episodes in task-major blocks: per actor, start + builds x build +
-ceil(4,500 / A) x episode, where builds = the tasks its block touches (at most ceil(block / 50) + 1). The measured episode mix stands for the whole suite (the experts script
-only pick-and-place goals; other tasks run the full 400 steps); an upper bound uses 400-step episodes only.
+ceil(4,500 / A) x episode, where builds = the tasks its block touches (at most ceil(block / 50) + 1).
+The measured episode mix stands for the whole suite (the experts script only pick-and-place goals; other
+tasks run the full 400 steps); an upper bound uses 400-step episodes only.
 Writes bench/results/libero90_projection.json.
 """
 
@@ -123,13 +124,14 @@ def main() -> None:
                "build_s": [round(b, 2) for b in local["build_s"]], "mean_build_s": round(build_s, 2),
                "mean_episode_s": round(episode_s, 2), "mean_length": round(sum(e["length"] for e in episodes) /
                                                                            len(episodes), 1),
-               "step_s": round(step_s, 5), "ray_2_actors": ray_run, "ray_2_actors_predicted_wall_s": round(predicted_ray, 1),
+               "step_s": round(step_s, 5), "ray_2_actors": ray_run,
+               "ray_2_actors_predicted_wall_s": round(predicted_ray, 1),
                "projection_4500_episodes_16_cores_per_node": projection,
                "load_average_before": [round(x, 2) for x in load_before],
                "load_average_after": [round(x, 2) for x in os.getloadavg()]}
     for name, row in projection.items():
-        print(f"{name}: {row['actors']} actors, {row['wall_s'] / 60:.1f} min ({row['wall_s_all_400_steps'] / 60:.1f} min "
-              "if every episode ran 400 steps)")
+        print(f"{name}: {row['actors']} actors, {row['wall_s'] / 60:.1f} min "
+              f"({row['wall_s_all_400_steps'] / 60:.1f} min if every episode ran 400 steps)")
     print(f"measured: build {build_s:.2f} s, episode {episode_s:.2f} s (mean length {figures['mean_length']}), "
           f"actor start {ray_run['actor_start_s']} s; 2 Ray actors ran {len(episodes)} episodes in "
           f"{ray_run['wall_s']} s (model: {predicted_ray:.1f} s)")

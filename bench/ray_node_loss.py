@@ -85,7 +85,8 @@ def main() -> None:
         records, reference = journal(ray_dir), journal(local_dir)
         results = json.loads((ray_dir / "results.json").read_text())
     keys = sorted((r["task"], r["episode"]) for r in records)
-    outcome = lambda rs: sorted((r["task"], r["episode"], r["success"], r["length"], r["reward"]) for r in rs)
+    def outcome(rs):
+        return sorted((r["task"], r["episode"], r["success"], r["length"], r["reward"]) for r in rs)
     figures |= {"suite": "metaworld_mt10", "policy": "expert", "episodes_expected": 10 * args.episodes,
                 "episodes_journaled": len(records), "episodes_distinct": len(set(keys)),
                 "errors": sum(r["status"] == "error" for r in records), "retries": sum(r["retries"] for r in records),

@@ -86,13 +86,15 @@ def compare(name: str, suite: Suite, policy, rollout: RolloutConfig, episodes: i
     runs, journals = [], []
     for backend in (Backend.local, Backend.ray):
         figures, journal = measure(suite, policy, dataclasses.replace(rollout, backend=backend), episodes)
-        print(f"{name} {backend}: {figures['steps_per_s']:.0f} env steps/s (steady {figures['steady_steps_per_s']:.0f}),"
-              f" {figures['episodes']} episodes, {figures['wall_s']} s, load {figures['load_average_before']}")
+        print(f"{name} {backend}: {figures['steps_per_s']:.0f} env steps/s "
+              f"(steady {figures['steady_steps_per_s']:.0f}), {figures['episodes']} episodes, {figures['wall_s']} s, "
+              f"load {figures['load_average_before']}")
         runs.append(figures)
         journals.append(journal)
     ratio = round(runs[1]["steps_per_s"] / runs[0]["steps_per_s"], 2)
     steady = round(runs[1]["steady_steps_per_s"] / runs[0]["steady_steps_per_s"], 2)
-    print(f"{name}: ray / local = {ratio}x whole run, {steady}x steady state; same episodes: {journals[0] == journals[1]}")
+    print(f"{name}: ray / local = {ratio}x whole run, {steady}x steady state; "
+          f"same episodes: {journals[0] == journals[1]}")
     return {"policy": name, "episodes_per_task": episodes, "runs": runs, "ray_over_local": ratio,
             "ray_over_local_steady": steady, "same_episodes": journals[0] == journals[1]}
 

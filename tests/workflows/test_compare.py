@@ -11,19 +11,18 @@ from pathlib import Path
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from workflows.compare import CompareConfig, compare
-from workflows.compare.__main__ import main
-from workflows.compare.report import StatsOptions
-from workflows.compare.runs import LabelOptions
-from workflows.compare.tensorboard_log import read_tensorboard
 from tests.workflows.synthetic_runs import (
-    LOG_EVERY,
     SAMPLES_PER_S,
     STEP_TIME_S,
     STEPS,
     TASKS,
     write_run,
 )
+from workflows.compare import CompareConfig, compare
+from workflows.compare.__main__ import main
+from workflows.compare.report import StatsOptions
+from workflows.compare.runs import LabelOptions
+from workflows.compare.tensorboard_log import read_tensorboard
 
 BASE = [0.6, 0.5, 0.3, 0.8]
 BETTER = [0.9, 0.8, 0.6, 0.95]  # +0.26 on average, on every goal the baseline solves and more
