@@ -249,3 +249,5 @@ def test_acting_overrides_change_the_chunks_and_are_part_of_the_run_identity(tmp
     assert cheap != plain  # other chunks, other episodes
     with pytest.raises(ValueError, match="acting.n_action_steps=17.*choose 1..16"):
         run("bad", ActingConfig(n_action_steps=17))
+    with pytest.raises(ValueError, match="give its checkpoint"):
+        evaluate(EvalConfig(env=env, acting=ActingConfig(num_inference_steps=3), out_dir=str(tmp_path / "expert")))

@@ -96,6 +96,9 @@ class PolicyUnderTest:
 def policy_under_test(cfg: EvalConfig, suite: Suite) -> PolicyUnderTest:
     """The scripted experts, or a trained policy from its checkpoint directory, checked against the suite."""
     if cfg.checkpoint is None:
+        if cfg.acting.n_action_steps is not None or cfg.acting.num_inference_steps is not None:
+            raise ValueError("acting.* changes how a trained policy acts; give its checkpoint=... (the scripted "
+                             "experts take none)")
         return PolicyUnderTest(suite.make_expert(), "expert", "expert")
     if not Path(cfg.checkpoint).is_dir():
         raise FileNotFoundError(f"checkpoint={cfg.checkpoint!r} is not a directory (train.py writes "
