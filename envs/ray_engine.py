@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any, Self
 
 from common.atomic import write_bytes
-from common.progress import progress_bar
 from common.schema import ChunkPolicy
 from envs.ray_actor import EpisodeJob, EpisodeResult, RayEpisodeRunner
 from envs.ray_cluster import connect
@@ -47,6 +46,7 @@ from envs.rollout import (
     Backend,
     EpisodeRequest,
     RolloutConfig,
+    RunProgress,
     _split_task_major,
     episode_seed,
     worker_spec,
@@ -127,16 +127,11 @@ class RayRolloutEngine:
         requests = list(requests)
         if not requests:
             return
-        bar = progress_bar(len(requests), self.suite.name, "ep", self.progress)
-        stats = {"done": 0, "success": 0, "start": time.monotonic(), "steps_before": self.env_steps}
+        progress = RunProgress(self, len(requests), self.progress)
 
         def finish(record: EpisodeRecord) -> None:
             on_record(record)
-            stats["done"] += 1
-            stats["success"] += int(record.success)
-            bar.set_postfix(success=f"{stats['success'] / stats['done']:.2f}",
-                            steps_s=f"{self.run_steps_per_s(stats):.0f}", refresh=False)
-            bar.update(1)
+            progress.finished(record)
 
         started_here = self._actors is None
         if started_here:
@@ -155,13 +150,9 @@ class RayRolloutEngine:
             self.close()  # actors may be mid-episode: never reuse them
             raise
         finally:
-            bar.close()
+            progress.close()
             if started_here:
                 self.close()
-
-    def run_steps_per_s(self, stats: dict[str, float]) -> float:
-        """Env steps per second of the `run` that `stats` belongs to (the engine may serve several)."""
-        return (self.env_steps - stats["steps_before"]) / max(time.monotonic() - stats["start"], 1e-9)
 
     def start(self) -> None:
         """Connect to Ray and create the actors (they start in the background; `run` waits for them)."""

@@ -201,6 +201,29 @@ class _WorkerHandle:
         self.conn.close()
 
 
+class RunProgress:
+    """One `run`'s progress bar: episodes finished, their success so far, and env steps/s since that run
+    started (an engine may serve several runs). Both engines use it."""
+
+    def __init__(self, engine: Any, total: int, enabled: bool):
+        self.engine, self.done, self.success = engine, 0, 0
+        self.start, self.steps_before = time.monotonic(), engine.env_steps
+        self.bar = progress_bar(total, engine.suite.name, "ep", enabled)
+
+    def steps_per_s(self) -> float:
+        return (self.engine.env_steps - self.steps_before) / max(time.monotonic() - self.start, 1e-9)
+
+    def finished(self, record: EpisodeRecord) -> None:
+        self.done += 1
+        self.success += int(record.success)
+        self.bar.set_postfix(success=f"{self.success / self.done:.2f}", steps_s=f"{self.steps_per_s():.0f}",
+                             refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 class RolloutEngine:
     """Runs episode requests with a policy over worker processes; see the module docstring."""
 
@@ -229,16 +252,11 @@ class RolloutEngine:
         if not requests:
             return
         cfg = self.config
-        bar = progress_bar(len(requests), self.suite.name, "ep", self.progress)
-        stats = {"done": 0, "success": 0, "start": time.monotonic(), "steps_before": self.env_steps}
+        progress = RunProgress(self, len(requests), self.progress)
 
         def finish(record: EpisodeRecord) -> None:
             on_record(record)
-            stats["done"] += 1
-            stats["success"] += int(record.success)
-            bar.set_postfix(success=f"{stats['success'] / stats['done']:.2f}",
-                            steps_s=f"{self.run_steps_per_s(stats):.0f}", refresh=False)
-            bar.update(1)
+            progress.finished(record)
 
         started_here = self._workers is None
         if started_here:
@@ -259,13 +277,9 @@ class RolloutEngine:
             self.close()  # workers may be mid-episode: never reuse them
             raise
         finally:
-            bar.close()
+            progress.close()
             if started_here:
                 self.close()
-
-    def run_steps_per_s(self, stats: dict[str, float]) -> float:
-        """Env steps per second of the `run` that `stats` belongs to (the engine may serve several)."""
-        return (self.env_steps - stats["steps_before"]) / max(time.monotonic() - stats["start"], 1e-9)
 
     def start(self, num_workers: int | None = None) -> None:
         """Start the worker processes now, to keep them (and their envs) across several `run` calls."""
