@@ -139,8 +139,10 @@ def test_an_exception_in_an_env_is_an_error_record_as_with_the_local_engine(tmp_
 def test_ctrl_c_keeps_every_finished_episode_and_the_run_resumes(tmp_path):
     """SIGINT once three episodes are in the journal: the journal stays whole, results.json says incomplete,
     and re-running runs exactly the missing episodes."""
-    cfg = _config(tmp_path, Backend.ray, episodes=8, slots=1)
-    cfg.env.terminate_on_success, cfg.env.max_episode_steps = False, 100  # episodes long enough to interrupt
+    episodes = 16  # at 500 steps each, a run of seconds: long enough to interrupt on a fast machine too (with 8
+    # episodes of 100 steps the run had once finished before the signal came)
+    cfg = _config(tmp_path, Backend.ray, episodes=episodes, slots=1)
+    cfg.env.terminate_on_success, cfg.env.max_episode_steps = False, 500
     journal = tmp_path / "episodes.jsonl"
 
     def interrupt() -> None:
@@ -155,11 +157,11 @@ def test_ctrl_c_keeps_every_finished_episode_and_the_run_resumes(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         evaluate(cfg)
     finished = _journal(tmp_path)
-    assert 3 <= len(finished) < 8
+    assert 3 <= len(finished) < episodes
     assert json.loads((tmp_path / "results.json").read_text())["metadata"]["complete"] is False
     results = evaluate(cfg)
-    assert sorted(r["episode"] for r in _journal(tmp_path)) == list(range(8))  # each exactly once
-    assert results["metadata"]["complete"] is True and results["tasks"]["reach-v3"]["episodes"] == 8
+    assert sorted(r["episode"] for r in _journal(tmp_path)) == list(range(episodes))  # each exactly once
+    assert results["metadata"]["complete"] is True and results["tasks"]["reach-v3"]["episodes"] == episodes
 
 
 @pytest.mark.slow
