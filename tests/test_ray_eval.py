@@ -139,10 +139,9 @@ def test_an_exception_in_an_env_is_an_error_record_as_with_the_local_engine(tmp_
 def test_ctrl_c_keeps_every_finished_episode_and_the_run_resumes(tmp_path):
     """SIGINT once three episodes are in the journal: the journal stays whole, results.json says incomplete,
     and re-running runs exactly the missing episodes."""
-    episodes = 16  # at 500 steps each, a run of seconds: long enough to interrupt on a fast machine too (with 8
-    # episodes of 100 steps the run had once finished before the signal came)
+    episodes = 8
     cfg = _config(tmp_path, Backend.ray, episodes=episodes, slots=1)
-    cfg.env.terminate_on_success, cfg.env.max_episode_steps = False, 500
+    cfg.env.terminate_on_success, cfg.env.max_episode_steps = False, 100  # episodes long enough to interrupt
     journal = tmp_path / "episodes.jsonl"
 
     def interrupt() -> None:
@@ -153,9 +152,15 @@ def test_ctrl_c_keeps_every_finished_episode_and_the_run_resumes(tmp_path):
                 return
             time.sleep(0.02)
 
+    # Ctrl-C in a terminal: Python's own SIGINT handler. A process started in the background of a
+    # non-interactive shell (as CI may start the tests) inherits SIGINT ignored, and the signal would be lost.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        evaluate(cfg)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(cfg)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     finished = _journal(tmp_path)
     assert 3 <= len(finished) < episodes
     assert json.loads((tmp_path / "results.json").read_text())["metadata"]["complete"] is False
