@@ -127,17 +127,13 @@ class RayRolloutEngine:
         requests = list(requests)
         if not requests:
             return
-        progress = RunProgress(self, len(requests), self.progress)
-
-        def finish(record: EpisodeRecord) -> None:
-            on_record(record)
-            progress.finished(record)
+        progress = RunProgress(self, len(requests), self.progress, on_record)
 
         started_here = self._actors is None
         if started_here:
             self.start()
         blocks = _split_task_major(requests, len(self._actors) * self.config.envs_per_worker)
-        run = _Run(queues=[deque(_Job(r) for r in block) for block in blocks], finish=finish,
+        run = _Run(queues=[deque(_Job(r) for r in block) for block in blocks], finish=progress.finished,
                    on_trajectory=on_trajectory)
         try:
             while run.pending() or run.flights:

@@ -202,11 +202,11 @@ class _WorkerHandle:
 
 
 class RunProgress:
-    """One `run`'s progress bar: episodes finished, their success so far, and env steps/s since that run
-    started (an engine may serve several runs). Both engines use it."""
+    """One `run`'s finished episodes: each goes to `on_record` (the journal), then to the progress bar (success
+    so far, and env steps/s since that run started: an engine may serve several runs). Both engines use it."""
 
-    def __init__(self, engine: Any, total: int, enabled: bool):
-        self.engine, self.done, self.success = engine, 0, 0
+    def __init__(self, engine: Any, total: int, enabled: bool, on_record: Callable[[EpisodeRecord], None]):
+        self.engine, self.on_record, self.done, self.success = engine, on_record, 0, 0
         self.start, self.steps_before = time.monotonic(), engine.env_steps
         self.bar = progress_bar(total, engine.suite.name, "ep", enabled)
 
@@ -214,6 +214,7 @@ class RunProgress:
         return (self.engine.env_steps - self.steps_before) / max(time.monotonic() - self.start, 1e-9)
 
     def finished(self, record: EpisodeRecord) -> None:
+        self.on_record(record)
         self.done += 1
         self.success += int(record.success)
         self.bar.set_postfix(success=f"{self.success / self.done:.2f}", steps_s=f"{self.steps_per_s():.0f}",
@@ -252,11 +253,7 @@ class RolloutEngine:
         if not requests:
             return
         cfg = self.config
-        progress = RunProgress(self, len(requests), self.progress)
-
-        def finish(record: EpisodeRecord) -> None:
-            on_record(record)
-            progress.finished(record)
+        progress = RunProgress(self, len(requests), self.progress, on_record)
 
         started_here = self._workers is None
         if started_here:
@@ -265,7 +262,7 @@ class RolloutEngine:
         run = _Run(workers=self._workers,
                    slots=[_Slot(w, s, s * self.groups // cfg.envs_per_worker)
                           for w in range(num_workers) for s in range(cfg.envs_per_worker)],
-                   queues=_split_task_major(requests, num_workers * cfg.envs_per_worker), finish=finish,
+                   queues=_split_task_major(requests, num_workers * cfg.envs_per_worker), finish=progress.finished,
                    on_trajectory=on_trajectory)
         try:
             while any(run.queues) or any(s.request for s in run.slots):
