@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import traceback
-from collections import defaultdict
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -110,7 +109,7 @@ class RolloutWorker:
         self.spec = spec
         self.shared_memory = shared_memory
         self.episodes: dict[int, _Episode] = {}
-        self.idle_envs: dict[str, list[gym.Env]] = defaultdict(list)
+        self.idle_envs: list[tuple[str, gym.Env]] = []  # (task name, env), least recently released first
         self.buffers: dict[int, SlotBuffers] = {}
 
     def handle(self, command: tuple) -> SlotUpdate:
@@ -178,8 +177,7 @@ class RolloutWorker:
         """Start an episode in `slot` (an idle env of the task if there is one); returns its first window."""
         self._release(slot)
         task = self.spec.suite.task(task_name)
-        pool = self.idle_envs[task_name]
-        env = pool.pop() if pool else self._build_env(task)
+        env = self._take_idle(task_name) or self._build_env(task)
         self.episodes[slot] = _Episode(task, episode, env, seed)
         options: dict[str, Any] = {"episode": episode}
         if video_stem:
@@ -218,23 +216,27 @@ class RolloutWorker:
                       "message": f"{type(error).__name__}: {error}"}
         return SlotUpdate(slot, None, record)
 
+    def _take_idle(self, task_name: str) -> gym.Env | None:
+        """The task's most recently released idle env, taken out of the pool; None if there is none."""
+        for i in range(len(self.idle_envs) - 1, -1, -1):
+            if self.idle_envs[i][0] == task_name:
+                return self.idle_envs.pop(i)[1]
+        return None
+
     def _release(self, slot: int) -> None:
-        """Return the slot's env to the pool, closing the oldest idle envs beyond the limit."""
+        """Return the slot's env to the pool, closing the least recently released idle envs beyond the limit."""
         current = self.episodes.pop(slot, None)
         if current is None:
             return
-        self.idle_envs[current.task.name].append(current.env)
-        idle = [(name, env) for name, envs in self.idle_envs.items() for env in envs]
-        for name, env in idle[: max(0, len(idle) - self.spec.max_idle_envs)]:
-            self.idle_envs[name].remove(env)
-            _close_quietly(env)
+        self.idle_envs.append((current.task.name, current.env))
+        while len(self.idle_envs) > self.spec.max_idle_envs:
+            _close_quietly(self.idle_envs.pop(0)[1])
 
     def close(self) -> None:
         for slot in list(self.episodes):
             _close_quietly(self.episodes.pop(slot).env)
-        for envs in self.idle_envs.values():
-            for env in envs:
-                _close_quietly(env)
+        for _, env in self.idle_envs:
+            _close_quietly(env)
         self.idle_envs.clear()
         for buffers in self.buffers.values():
             buffers.close()

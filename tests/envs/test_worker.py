@@ -53,3 +53,23 @@ def test_a_corrupted_renderer_ends_the_episode_as_an_error_not_as_data(tmp_path,
         worker.close()
     assert update.record["status"] == "error"
     assert "CorruptFrameError: camera corner" in update.record["message"]
+
+
+def test_a_slot_that_runs_its_task_again_reuses_the_env_it_just_released(tmp_path):
+    """The pool evicts the least recently released env: after tasks A, B, A with one idle env allowed,
+    the next A episode gets the A env back, whatever order the tasks first appeared in (evicting by
+    first appearance instead rebuilt a Meta-World env, 0.1-0.2 s, for every episode of a worker)."""
+    suite = make_suite(EnvConfig(suite="metaworld_mt10"))
+    worker = RolloutWorker(WorkerSpec(suite=suite, n_obs_steps=1, n_action_steps=1, out_dir=tmp_path,
+                                      record_videos=False, max_idle_envs=1))
+    a, b = suite.tasks[0].name, suite.tasks[1].name
+    envs_used = []
+    try:
+        for episode, task in enumerate([a, b, a, a, a]):
+            worker.handle(("reset", 0, task, episode, episode, None))
+            envs_used.append(worker.episodes[0].env)
+    finally:
+        worker.close()
+    assert envs_used[2] is envs_used[3] is envs_used[4]
+    assert envs_used[0] is not envs_used[2]  # A's first env was evicted while B ran (one idle env allowed)
+    assert len({id(env) for env in envs_used}) == 3
