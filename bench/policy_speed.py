@@ -4,7 +4,8 @@
     python -m bench.policy_speed --seconds 5 --threads 1
 
 For each policy: the mt10_state configuration (state only, 39-d state, 4-d actions, 10 tasks,
-task-index + text conditioning) and, for the UNet diffusion policy, the mt50_image one (two
+task-index + text conditioning; for the diffusion denoisers also with a mixture of 8 experts, top-2, and,
+for the UNet, with rank-8 per-task adapters) and, for the UNet diffusion policy, the mt50_image one (two
 128x128 cameras) and the libero_image_cpu one (two 64x64 cameras, UNet (64, 128), ResNet (16, 32,
 64); measured with the 39-d state and 4-d actions of the other cases). Training: optimizer steps
 (forward, backward, AdamW) on random batches of the preset's batch size, timed after 3 warm-up
@@ -23,17 +24,24 @@ import torch
 
 from bench.common import load, save
 from common.schema import ACTION, ACTION_IS_PAD, OBS_STATE, TASK_INDEX, Task, rgb_key
+from policies.adapters import AdapterConfig
 from policies.config import ObsEncoderConfig
-from policies.denoisers import UNetConfig
+from policies.denoisers import TransformerDenoiserConfig, UNetConfig
+from policies.moe import MoEConfig
 from policies.registry import config_class, make_policy
 from policies.spec import PolicySpec
 
 TASKS = [Task("bench", f"task-{i}", i, f"instruction {i}") for i in range(10)]
 SMALL_UNET = {"unet": UNetConfig(down_dims=[64, 128])}  # the mt10_state preset
+EXPERTS = MoEConfig(num_experts=8, top_k=2)  # routed by task + diffusion step (the default router input)
 CASES = {  # name: (policy, config fields, cameras, training batch size)
     "diffusion_unet_state": ("diffusion", SMALL_UNET, {}, 128),
     "diffusion_unet_default_state": ("diffusion", {}, {}, 128),
+    "diffusion_unet_moe_state": ("diffusion", {"unet": UNetConfig(down_dims=[64, 128], moe=EXPERTS)}, {}, 128),
+    "diffusion_unet_adapters_state": ("diffusion", {**SMALL_UNET, "adapters": AdapterConfig(rank=8)}, {}, 128),
     "diffusion_transformer_state": ("diffusion", {"denoiser": "transformer"}, {}, 128),
+    "diffusion_transformer_moe_state": ("diffusion", {"denoiser": "transformer",
+                                                      "transformer": TransformerDenoiserConfig(moe=EXPERTS)}, {}, 128),
     "transformer_state": ("transformer", {}, {}, 128),
     "diffusion_unet_image": ("diffusion", {"obs_encoder": ObsEncoderConfig()}, {"corner": (3, 128, 128),
                                                                                "topview": (3, 128, 128)}, 32),

@@ -1,7 +1,8 @@
 """Per-task adapters on the denoiser: low-rank updates (LoRA) and, optionally, one output head per task.
 
     wrap_with_task_adapters(denoiser, AdapterConfig(rank=8), num_tasks=50)
-    with adapter_tasks(denoiser, task_index):       # (B,) int64; -1: no adapter, the shared weights alone
+    layers = task_selected_layers(denoiser)         # found once: walking the modules per call costs
+    with adapter_tasks(layers, task_index):         # (B,) int64; -1: no adapter, the shared weights alone
         out = denoiser(...)
 
 Every `nn.Linear` whose name ends with one of `targets` becomes a `TaskLoRALinear`:
@@ -127,10 +128,15 @@ def _children(module: nn.Module) -> list[tuple[str, nn.Module, str, nn.Module]]:
             for prefix, parent in module.named_modules() for name, child in parent.named_children()]
 
 
+def task_selected_layers(module: nn.Module) -> list[nn.Module]:
+    """The adapter layers (LoRA and task heads) inside `module`; empty when it has none."""
+    return [m for m in module.modules() if isinstance(m, _TaskSelected)]
+
+
 @contextmanager
-def adapter_tasks(module: nn.Module, tasks: torch.Tensor | None) -> Iterator[None]:
-    """Within the block, every adapter in `module` serves task `tasks[b]` to sample b (NO_TASK: none)."""
-    layers = [m for m in module.modules() if isinstance(m, _TaskSelected)]
+def adapter_tasks(layers: list[nn.Module], tasks: torch.Tensor | None) -> Iterator[None]:
+    """Within the block, every adapter layer of `layers` (`task_selected_layers`) serves task `tasks[b]` to
+    sample b (NO_TASK: none)."""
     for layer in layers:
         layer.tasks = tasks
     try:
@@ -142,5 +148,4 @@ def adapter_tasks(module: nn.Module, tasks: torch.Tensor | None) -> Iterator[Non
 
 def adapter_parameters(module: nn.Module) -> list[nn.Parameter]:
     """The per-task parameters (LoRA matrices and task heads) inside `module`."""
-    return [p for m in module.modules() if isinstance(m, _TaskSelected)
-            for name, p in m.named_parameters(recurse=False)]
+    return [p for m in task_selected_layers(module) for name, p in m.named_parameters(recurse=False)]

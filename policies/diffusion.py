@@ -20,7 +20,7 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from torch.nn import functional as F
 
 from common.schema import ACTION, ACTION_IS_PAD, TASK_EMBEDDING, TASK_INDEX
-from policies.adapters import NO_TASK, AdapterConfig, adapter_tasks, wrap_with_task_adapters
+from policies.adapters import NO_TASK, AdapterConfig, adapter_tasks, task_selected_layers, wrap_with_task_adapters
 from policies.base import MultitaskPolicy
 from policies.config import PolicyConfig
 from policies.denoisers import DENOISERS, TransformerDenoiserConfig, UNetConfig, make_denoiser
@@ -78,6 +78,7 @@ class DiffusionPolicy(MultitaskPolicy):
         self.train_scheduler = DDPMScheduler(**schedule)
         self.inference_scheduler = DDIMScheduler(**schedule, set_alpha_to_one=True)
         self.moe = moe_layers(self.denoiser)
+        self.adapter_layers = task_selected_layers(self.denoiser)
 
     def _denoise(self, batch: dict[str, torch.Tensor]):
         """(noisy (B, T, Da), steps (B,), cond (B, C)) -> prediction, with the batch's routing and adapters."""
@@ -87,7 +88,9 @@ class DiffusionPolicy(MultitaskPolicy):
             tasks = batch[TASK_INDEX] if TASK_EMBEDDING not in batch else torch.full_like(batch[TASK_INDEX], NO_TASK)
 
         def denoise(noisy: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-            with adapter_tasks(self.denoiser, tasks):
+            if not self.adapter_layers:
+                return self.denoiser(noisy, steps, cond, route)
+            with adapter_tasks(self.adapter_layers, tasks):
                 return self.denoiser(noisy, steps, cond, route)
 
         return denoise
