@@ -19,14 +19,18 @@ limit_openmp_spinning()  # before torch is first imported: libgomp reads its set
 import hydra  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from workflows.evaluate import evaluate  # noqa: E402
-from workflows.script import run_script  # noqa: E402
-
 
 @hydra.main(config_path="configs", config_name="eval", version_base="1.3")
 def main(cfg) -> None:
+    from workflows.evaluate import evaluate
+    from workflows.script import run_script
+
     run_script(evaluate, OmegaConf.to_object(cfg))
 
 
 if __name__ == "__main__":
+    # Here, not at the top: rollout workers are spawned processes, which import this file again (as
+    # __mp_main__) and need none of the workflow (torch and all: ~2.5 s and ~250 MB per worker).
+    import workflows.evaluate  # noqa: F401  registers the config schemas hydra composes the configuration with
+
     main()

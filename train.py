@@ -21,14 +21,18 @@ limit_openmp_spinning()  # before torch is first imported: libgomp reads its set
 import hydra  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from workflows.script import run_script  # noqa: E402
-from workflows.train import train  # noqa: E402
-
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
 def main(cfg) -> None:
+    from workflows.script import run_script
+    from workflows.train import train
+
     run_script(train, OmegaConf.to_object(cfg))
 
 
 if __name__ == "__main__":
+    # Here, not at the top: rollout workers are spawned processes, which import this file again (as
+    # __mp_main__) and need none of the workflow (torch and all: ~2.5 s and ~250 MB per worker).
+    import workflows.train  # noqa: F401  registers the config schemas hydra composes the configuration with
+
     main()
