@@ -177,7 +177,9 @@ class RolloutWorker:
         """Start an episode in `slot` (an idle env of the task if there is one); returns its first window."""
         self._release(slot)
         task = self.spec.suite.task(task_name)
-        env = self._take_idle(task_name) or self._build_env(task)
+        env = self._take_idle(task_name)
+        if env is None:
+            env = self._build_env(task)
         self.episodes[slot] = _Episode(task, episode, env, seed)
         options: dict[str, Any] = {"episode": episode}
         if video_stem:
