@@ -48,6 +48,11 @@ class TimedPolicy:
         return chunks
 
 
+def journal_records(out_dir: Path | str) -> list[dict[str, Any]]:
+    """The episode records of a run's episodes.jsonl (its first line is the journal's header)."""
+    return [json.loads(line) for line in (Path(out_dir) / "episodes.jsonl").read_text().splitlines()[1:]]
+
+
 def timed_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     """Run `workflows.evaluate.evaluate(cfg)` in a temporary out_dir (cfg.out_dir is replaced) and time it:
     wall time (set-up included), env steps executed, env steps/s, mean success; for a policy that acts in
@@ -66,9 +71,9 @@ def timed_evaluation(cfg: EvalConfig) -> dict[str, Any]:
             under_test.policy = timed
         results = evaluate(dataclasses.replace(cfg, out_dir=out_dir, progress=False), under_test)
         wall = time.perf_counter() - started
-        lines = (Path(out_dir) / "episodes.jsonl").read_text().splitlines()[1:]  # the first line is the header
-    steps = sum(json.loads(line)["length"] for line in lines)
-    figures = {"wall_s": round(wall, 1), "episodes": len(lines), "env_steps": steps,
+        records = journal_records(out_dir)
+    steps = sum(record["length"] for record in records)
+    figures = {"wall_s": round(wall, 1), "episodes": len(records), "env_steps": steps,
                "steps_per_s": round(steps / wall, 1), "mean_success": results["suite"]["mean_success"]}
     if timed.calls:
         figures |= {"policy_calls": timed.calls, "rows_per_call": round(timed.rows / timed.calls, 2),

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import save
+from bench.common import journal_records, save
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OVERRIDES = ["env=libero_object", "rollout.num_workers=2", "rollout.envs_per_worker=4",
@@ -35,9 +35,8 @@ def timed_eval(checkout: Path, overrides: list[str], out_dir: Path) -> dict[str,
     subprocess.run([sys.executable, "eval.py", *overrides, f"out_dir={out_dir}"], cwd=checkout, env=env,
                    check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - started
-    lines = [json.loads(line) for line in (out_dir / "episodes.jsonl").read_text().splitlines()]
-    episodes = [line for line in lines if "length" in line]  # the journal's first line is its header
-    steps = sum(line["length"] for line in episodes)
+    episodes = journal_records(out_dir)
+    steps = sum(record["length"] for record in episodes)
     results = json.loads((out_dir / "results.json").read_text())
     return {"wall_s": round(wall, 1), "episodes": len(episodes), "env_steps": steps,
             "steps_per_s": round(steps / wall, 1), "mean_success": results["suite"]["mean_success"]}

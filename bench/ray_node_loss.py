@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import save
+from bench.common import journal_records, save
 from scripts.local_ray_cluster import LocalRayCluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,10 +36,6 @@ def eval_command(out_dir: Path, episodes: int, backend: str, address: str | None
     if address:
         command += [f"rollout.ray.address={address}", "rollout.ray.num_actors=2"]
     return command
-
-
-def journal(out_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (out_dir / "episodes.jsonl").read_text().splitlines()[1:]]
 
 
 def run_with_node_loss(out_dir: Path, episodes: int, kill_after: int) -> dict:
@@ -82,7 +78,7 @@ def main() -> None:
         start = time.monotonic()
         subprocess.run(eval_command(local_dir, args.episodes, "local"), cwd=ROOT, check=True, capture_output=True)
         figures["local_run_wall_s"] = round(time.monotonic() - start, 1)
-        records, reference = journal(ray_dir), journal(local_dir)
+        records, reference = journal_records(ray_dir), journal_records(local_dir)
         results = json.loads((ray_dir / "results.json").read_text())
     keys = sorted((r["task"], r["episode"]) for r in records)
     def outcome(rs):
