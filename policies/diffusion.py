@@ -88,9 +88,7 @@ class DiffusionPolicy(MultitaskPolicy):
             tasks = batch[TASK_INDEX] if TASK_EMBEDDING not in batch else torch.full_like(batch[TASK_INDEX], NO_TASK)
 
         def denoise(noisy: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-            if not self.adapter_layers:
-                return self.denoiser(noisy, steps, cond, route)
-            with adapter_tasks(self.adapter_layers, tasks):
+            with adapter_tasks(self.adapter_layers, tasks):  # no layers without adapters: nothing to set
                 return self.denoiser(noisy, steps, cond, route)
 
         return denoise
