@@ -67,6 +67,19 @@ def select_gl_backend(device_dir: Path = Path("/dev")) -> str:
     return backend
 
 
+_LOOKS = ("geom_rgba", "site_rgba", "mat_rgba")  # what tasks may change in a model's appearance
+
+
+def _looks(model: "mujoco.MjModel") -> dict[str, np.ndarray]:
+    """Copies of the model's colours, which tasks may change while it is rendered."""
+    return {name: getattr(model, name).copy() for name in _LOOKS}
+
+
+def _set_looks(model: "mujoco.MjModel", looks: dict[str, np.ndarray]) -> None:
+    for name, values in looks.items():
+        getattr(model, name)[:] = values
+
+
 def upside_down_cameras(model: mujoco.MjModel) -> set[str]:
     """Names of the cameras whose image "up" axis points below the horizon.
 
@@ -146,15 +159,25 @@ class CameraRenderer:
             flags = self._renderer.scene.flags
             flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
             flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
-        # Rendering reads only the pose in MjData (positions are not recomputed) and the model's looks,
-        # which no task changes; so the reference pose renders the same frames for the renderer's life.
+        # Rendering reads only the pose in MjData (positions are not recomputed) and the model's looks.
+        # Some tasks change looks on purpose (LIBERO shows a stove's burner once it is turned on, by
+        # its site's alpha): verify() renders the reference pose with the looks of construction time,
+        # so the reference frames stay the same for the renderer's life.
+        self._model = model
+        self._reference_looks = _looks(model)
         self._reference_pose = mujoco.MjData(model)
         mujoco.mj_forward(model, self._reference_pose)
         self._reference = self.render(self._reference_pose)
 
     def verify(self) -> None:
         """Raise CorruptFrameError unless the reference pose renders exactly as it did at construction."""
-        for camera, image in self.render(self._reference_pose).items():
+        current = _looks(self._model)
+        _set_looks(self._model, self._reference_looks)
+        try:
+            images = self.render(self._reference_pose)
+        finally:
+            _set_looks(self._model, current)
+        for camera, image in images.items():
             if not np.array_equal(image, self._reference[camera]):
                 difference = np.abs(image.astype(np.int16) - self._reference[camera]).mean()
                 raise CorruptFrameError(f"camera {camera} no longer renders its reference frame (mean difference "

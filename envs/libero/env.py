@@ -21,9 +21,13 @@ import logging
 import gymnasium as gym
 import mujoco
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from common.schema import Task
 from envs.base import EnvOptions, TaskEnv, variation_index
+from envs.libero.plan import TaskPlan, UnplannableGoalError, mechanism_fixture, plan_problem
+from envs.libero.mechanisms import MechanismProbe
+from envs.libero.privileged import ENTITY_WIDTH, PRIVILEGED_DIM, pack
 
 # obs.state as the official demo files store it: obs/ee_pos, obs/ee_ori (axis-angle), obs/gripper_states
 STATE_LAYOUT = (("ee_pos", 3), ("ee_ori", 3), ("gripper_states", 2))
@@ -33,8 +37,6 @@ CAMERAS = {"agentview": "agentview", "eye_in_hand": "robot0_eye_in_hand"}
 COLLISION_GEOMS = (0,)  # robosuite's geom group of collision meshes: hidden in images, as robosuite's cameras do
 ACTION_DIM = 7  # end-effector delta xyz (3), delta rotation (3, axis-angle), gripper (+1 closes, -1 opens)
 OBS_PRIVILEGED = "obs.privileged"  # simulator ground truth for scripted experts; learned policies never read it
-MAX_GOAL_ENTITIES = 4  # entities (objects, fixtures, region sites) of the goal predicates in obs.privileged
-PRIVILEGED_DIM = 7 * MAX_GOAL_ENTITIES  # per entity: position (3) and quaternion xyzw (4)
 SETTLE_ACTION = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float64)  # no motion, gripper open (as OpenVLA's eval)
 NUM_SETTLE_STEPS = 10  # no-op steps after each reset, not counted in the step limit
 
@@ -48,15 +50,29 @@ class _NoPrivateMacroWarning(logging.Filter):
 # robosuite warns three times on import that it has no private macro file; the defaults are what we
 # want. A filter on its logger, created before robosuite configures it, drops exactly those lines.
 logging.getLogger("robosuite_logs").addFilter(_NoPrivateMacroWarning())
+log = logging.getLogger(__name__)
 
 
-def goal_entities(goal_state: list[list[str]]) -> list[str]:
-    """Unique arguments of the BDDL goal predicates, in order: [['in', 'x_1', 'basket_1_contain_region']]
-    -> ['x_1', 'basket_1_contain_region']. These are the entities of ``obs.privileged``."""
-    names: list[str] = []
-    for predicate in goal_state:
-        names += [arg for arg in predicate[1:] if arg not in names]
-    return names
+def task_plan(problem: dict, task_name: str) -> TaskPlan | None:
+    """The task's expert plan, or None (logged) when the goal has no primitive."""
+    try:
+        return plan_problem(problem, task_name)
+    except UnplannableGoalError as error:
+        log.warning("obs.privileged stays zero: %s", error)
+        return None
+
+
+def entity_pose(libero_env, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """World position (3,) and quaternion xyzw (4,) of an object, fixture or region site."""
+    state = libero_env.object_states_dict[name]
+    if name in libero_env.object_sites_dict:
+        site = libero_env.sim.model.site_name2id(name)
+        data = libero_env.sim.data._data
+        xyzw = Rotation.from_matrix(data.site_xmat[site].reshape(3, 3)).as_quat()
+        return data.site_xpos[site].copy(), xyzw
+    geom = state.get_geom_state()
+    w, x, y, z = geom["quat"]  # MuJoCo's body_xquat is wxyz
+    return np.asarray(geom["pos"]).copy(), np.array([x, y, z, w])
 
 
 class LiberoTaskEnv(TaskEnv):
@@ -66,9 +82,11 @@ class LiberoTaskEnv(TaskEnv):
     quaternion), gripper_states (2, finger joint positions), the layout of the official LIBERO demo files
     (obs/ee_pos, obs/ee_ori, obs/gripper_states). Cameras ``agentview`` and ``eye_in_hand`` (MuJoCo's
     ``robot0_eye_in_hand``), the demo files' names, with robosuite's collision geoms hidden.
-    ``obs.privileged`` (28,) float32: for each of up to 4 goal entities (`goal_entities`), world position
-    (3) and quaternion xyzw (4), zero-padded. Ground truth for the scripted experts (envs.libero.expert);
-    learned policies never read it and the demo writer does not store it.
+    ``obs.privileged`` (PRIVILEGED_DIM,) float32: ground truth for the scripted experts (envs.libero.expert)
+    laid out by `envs.libero.privileged` for the task's plan (`envs.libero.plan`): poses of the plan's
+    entities, handles and joints of its drawers, doors and knobs, and whether each plan step's BDDL
+    predicate holds (LIBERO's own check). All zeros for a task without a plan. Learned policies never
+    read it and the demo writer does not store it.
     Actions: (7,) float32 in [-1, 1], OSC_POSE deltas (about 0.0125 m per unit per step) and gripper.
     Reward: 1.0 at steps where the BDDL goal holds, else 0.0 (LIBERO's own reward is always 0).
 
@@ -97,7 +115,10 @@ class LiberoTaskEnv(TaskEnv):
         # ignore_done: episode length is ours to enforce; robosuite would refuse to step past `horizon`.
         self.sim = ControlEnv(bddl_file_name=bddl_file, use_camera_obs=False, has_offscreen_renderer=False,
                               hard_reset=False, ignore_done=True, horizon=10**9)
-        self.entities = goal_entities(self.sim.env.parsed_problem["goal_state"])[:MAX_GOAL_ENTITIES]
+        self.plan = task_plan(self.sim.env.parsed_problem, task.name)
+        self.probes = [] if self.plan is None else [
+            MechanismProbe(self.sim.env, name, mechanism_fixture(self.sim.env.parsed_problem, name))
+            for name in self.plan.mechanisms]
 
     @property
     def model(self) -> mujoco.MjModel:
@@ -135,13 +156,16 @@ class LiberoTaskEnv(TaskEnv):
         return {OBS_PRIVILEGED: self.privileged()}
 
     def privileged(self) -> np.ndarray:
-        """(28,) float32: position and quaternion (xyzw) of each goal entity, zero-padded."""
-        out = np.zeros((MAX_GOAL_ENTITIES, 7), dtype=np.float32)
-        states = self.sim.env.object_states_dict
-        for row, name in zip(out, self.entities):
-            geom = states[name].get_geom_state()
-            row[:3], row[3:] = geom["pos"], geom["quat"]
-        return out.reshape(-1)
+        """(PRIVILEGED_DIM,) float32, laid out by `envs.libero.privileged` for `self.plan`."""
+        if self.plan is None:
+            return np.zeros(PRIVILEGED_DIM, dtype=np.float32)
+        libero_env = self.sim.env
+        entities = np.zeros((len(self.plan.entities), ENTITY_WIDTH))
+        for row, name in zip(entities, self.plan.entities):
+            row[:3], row[3:] = entity_pose(libero_env, name)
+        mechanisms = [probe.observe(self.data) for probe in self.probes]
+        satisfied = [float(libero_env._eval_predicate(step.bddl)) for step in self.plan.steps]
+        return pack(entities, np.asarray(mechanisms), np.asarray(satisfied))
 
     def _close_sim(self) -> None:
         if hasattr(self.sim, "env"):  # ControlEnv.close deletes it: closing twice must not raise

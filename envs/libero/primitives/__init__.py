@@ -1,0 +1,26 @@
+"""Primitives of the LIBERO scripted expert: one function per kind of sub-goal.
+
+Each takes the sub-goal (`envs.libero.plan.SubGoal`), the task's plan, the hand (`motion.Hand`, from
+``obs.state``) and the privileged view (`envs.libero.privileged.PrivilegedView`) of one episode's
+observation window, and returns one (7,) action. None keeps state: what phase it is in is read off
+the observation window every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from envs.libero.plan import CLOSE, OPEN, PICK_PLACE, PUSH, TURN_OFF, TURN_ON, SubGoal, TaskPlan
+from envs.libero.primitives.articulated import close_mechanism, open_mechanism, turn_off, turn_on
+from envs.libero.primitives.motion import Hand
+from envs.libero.primitives.pick_place import pick_place
+from envs.libero.primitives.push import push
+from envs.libero.privileged import PrivilegedView
+
+Primitive = Callable[[SubGoal, TaskPlan, Hand, PrivilegedView], np.ndarray]
+PRIMITIVE_FUNCTIONS: dict[str, Primitive] = {
+    PICK_PLACE: pick_place, PUSH: push, OPEN: open_mechanism, CLOSE: close_mechanism, TURN_ON: turn_on,
+    TURN_OFF: turn_off,
+}
