@@ -5,7 +5,7 @@ slide, the microwave door's hinge, the stove knob's hinge) and the geom to take 
 of the moving body that travels furthest when it opens (a drawer's handle bar, the door's handle bar, the
 tip of the knob's fin). Every step it reports, in world coordinates, where that handle is, in which
 direction it moves when the mechanism opens (or turns on), a point on the joint's axis, the joint's
-position and the handle's long axis (`envs.libero.privileged` lays them out).
+position, the handle's long axis and whether the joint is a hinge (`envs.libero.privileged` lays them out).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def opening_sign(fixture: Any) -> float:
 
 
 class MechanismProbe:
-    """One mechanism of a scene (see the module docstring); `observe` -> (MECHANISM_WIDTH,) = (13,)."""
+    """One mechanism of a scene (see the module docstring); `observe` -> (MECHANISM_WIDTH,) = (14,)."""
 
     def __init__(self, libero_env: Any, name: str, fixture_name: str):
         model = libero_env.sim.model._model
@@ -84,10 +84,11 @@ class MechanismProbe:
         return frame[:, int(np.argmax(self.model.geom_size[self.handle_geom]))].copy()
 
     def observe(self, data: mujoco.MjData) -> np.ndarray:
-        """(13,): handle position, opening direction at the handle, axis point, joint position, handle axis."""
+        """(14,): handle position, opening direction at the handle, axis point, joint position, handle axis,
+        hinge flag."""
         handle = data.geom_xpos[self.handle_geom].copy()
         anchor, _ = self._axis(data)
         out = np.concatenate([handle, self._opening_direction(data, handle), anchor,
-                              [data.qpos[self.qpos_address]], self._handle_axis(data)])
+                              [data.qpos[self.qpos_address]], self._handle_axis(data), [0.0 if self.sliding else 1.0]])
         assert out.shape == (MECHANISM_WIDTH,)
         return out

@@ -18,7 +18,7 @@ Pure Python over the parsed BDDL problem: nothing here imports robosuite.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,14 +78,18 @@ class TaskPlan:
     entities: tuple[str, ...] = ()
     mechanisms: tuple[str, ...] = ()
 
-    def current_step(self, satisfied: Sequence[bool]) -> int | None:
-        """Index of the step to work on given each step's truth now; None when every goal step holds."""
+    def current_step(self, satisfied: Sequence[bool], committed: Callable[[int], bool] = lambda step: False
+                     ) -> int | None:
+        """Index of the step to work on given each step's truth now; None when every goal step holds.
+        A goal step for which `committed(step)` holds (e.g. its object is in the hand) is worked on
+        even if a precondition lapsed meanwhile (a drawer nudged a little shut while a bowl goes in)."""
         for goal in self.goal_steps:
             if satisfied[goal]:
                 continue
-            for pre in self.preconditions.get(goal, ()):
-                if not satisfied[pre]:
-                    return pre
+            if not committed(goal):
+                for pre in self.preconditions.get(goal, ()):
+                    if not satisfied[pre]:
+                        return pre
             return goal
         return None
 

@@ -6,9 +6,10 @@ entities, mechanisms and steps fix the order of the blocks. Learned policies nev
 writer does not store it. Layout (all world frame, metres), zero-padded blocks:
 
     entities   MAX_ENTITIES x 7     position (3) and quaternion xyzw (4) of each plan entity
-    mechanisms MAX_MECHANISMS x 13  handle position (3); unit direction in which the handle moves when the
+    mechanisms MAX_MECHANISMS x 14  handle position (3); unit direction in which the handle moves when the
                                     mechanism opens / turns on (3); a point on the joint's axis (3); the
-                                    joint position (1, m or rad); unit long axis of the handle (3)
+                                    joint position (1, m or rad); unit long axis of the handle (3); 1.0 for
+                                    a hinge (door, knob), 0.0 for a slide (drawer)
     satisfied  MAX_STEPS            1.0 where the plan step's BDDL predicate holds now (LIBERO's own check)
 """
 
@@ -22,14 +23,14 @@ MAX_ENTITIES = 6
 MAX_MECHANISMS = 2
 MAX_STEPS = 6
 ENTITY_WIDTH = 7
-MECHANISM_WIDTH = 13
+MECHANISM_WIDTH = 14
 PRIVILEGED_DIM = MAX_ENTITIES * ENTITY_WIDTH + MAX_MECHANISMS * MECHANISM_WIDTH + MAX_STEPS
 _MECHANISMS_AT = MAX_ENTITIES * ENTITY_WIDTH
 _STEPS_AT = _MECHANISMS_AT + MAX_MECHANISMS * MECHANISM_WIDTH
 
 
 def pack(entities: np.ndarray, mechanisms: np.ndarray, satisfied: np.ndarray) -> np.ndarray:
-    """entities (E, 7), mechanisms (M, 13), satisfied (S,) -> (PRIVILEGED_DIM,) float32, zero-padded."""
+    """entities (E, 7), mechanisms (M, 14), satisfied (S,) -> (PRIVILEGED_DIM,) float32, zero-padded."""
     out = np.zeros(PRIVILEGED_DIM, dtype=np.float32)
     entities, mechanisms = np.asarray(entities).reshape(-1), np.asarray(mechanisms).reshape(-1)
     if len(entities) > _MECHANISMS_AT or len(mechanisms) > _STEPS_AT - _MECHANISMS_AT or len(satisfied) > MAX_STEPS:
@@ -44,20 +45,21 @@ def pack(entities: np.ndarray, mechanisms: np.ndarray, satisfied: np.ndarray) ->
 @dataclass(frozen=True)
 class Mechanism:
     """One mechanism at one moment: handle (3,), opening direction (3,), axis point (3,), joint position,
-    handle's long axis (3,)."""
+    handle's long axis (3,), and whether the joint is a hinge (else a slide)."""
 
     handle: np.ndarray
     opening: np.ndarray
     anchor: np.ndarray
     joint: float
     handle_axis: np.ndarray
+    hinged: bool
 
 
 @dataclass(frozen=True)
 class PrivilegedView:
     """``obs.privileged`` of one episode's observation window, split into its blocks.
 
-    entities (To, MAX_ENTITIES, 7), mechanisms (To, MAX_MECHANISMS, 13), satisfied (To, MAX_STEPS) bool.
+    entities (To, MAX_ENTITIES, 7), mechanisms (To, MAX_MECHANISMS, 14), satisfied (To, MAX_STEPS) bool.
     """
 
     entities: np.ndarray
@@ -84,4 +86,4 @@ class PrivilegedView:
 
     def mechanism(self, row: int, at: int = -1) -> Mechanism:
         values = self.mechanisms[at, row]
-        return Mechanism(values[:3], values[3:6], values[6:9], float(values[9]), values[10:13])
+        return Mechanism(values[:3], values[3:6], values[6:9], float(values[9]), values[10:13], bool(values[13] > 0.5))

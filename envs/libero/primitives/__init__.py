@@ -15,7 +15,7 @@ import numpy as np
 from envs.libero.plan import CLOSE, OPEN, PICK_PLACE, PUSH, TURN_OFF, TURN_ON, SubGoal, TaskPlan
 from envs.libero.primitives.articulated import close_mechanism, open_mechanism, turn_off, turn_on
 from envs.libero.primitives.motion import Hand
-from envs.libero.primitives.pick_place import pick_place
+from envs.libero.primitives.pick_place import is_engaged, pick_place
 from envs.libero.primitives.push import push
 from envs.libero.privileged import PrivilegedView
 
@@ -24,3 +24,9 @@ PRIMITIVE_FUNCTIONS: dict[str, Primitive] = {
     PICK_PLACE: pick_place, PUSH: push, OPEN: open_mechanism, CLOSE: close_mechanism, TURN_ON: turn_on,
     TURN_OFF: turn_off,
 }
+
+
+def committed(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) -> bool:
+    """Whether the expert is in the middle of `step` and should finish it even if a precondition lapsed:
+    a pick-and-place whose object is in the hand or being taken (the hand nudged the drawer it goes into)."""
+    return step.primitive == PICK_PLACE and is_engaged(step, plan, hand, view)

@@ -7,8 +7,9 @@ at the handle against its opening direction u (``obs.privileged``'s mechanism bl
     open   pinches the bar across its long axis (a drawer's horizontal bar from above and below, the
            microwave's upright bar from both sides) and pulls along u, which for a door turns with the
            door; the hand turns with it;
-    close  pushes the front of the bar with the closed fingers against u, the hand's wide side level so
-           that it clears the table in front of a bottom drawer.
+    close  pushes the front of the bar with the closed fingertips against u, the hand pointing down and
+           leaning back, its wide side level: clear of the table, of the cabinet's top and of the handles
+           above a bottom drawer (level and pointing left, the arm cannot reach a drawer on its left).
 Knobs (`turn_knob`): the stove knob is a fin on a disc turned about the vertical; the hand points down,
 takes the fin across its thin side and turns its yaw until LIBERO's TurnOn / TurnOff check holds.
 
@@ -29,13 +30,22 @@ from envs.libero.privileged import Mechanism, PrivilegedView
 FINGER_REACH = 0.013  # fingertips' end beyond the grip site, along the pointing direction (m)
 HANDLE_DEPTH = 0.01  # half-depth of a handle bar along its opening direction (m)
 HELD_GAP = (0.008, 0.045)  # finger gap (m) while a handle bar or a knob's fin is held
-PRE_DISTANCE = 0.10  # the hand lines up this far in front of the handle before going in (m)
+PRE_DISTANCE = 0.05  # the hand lines up this far in front of the handle before going in (m): further out,
+# it comes down onto what stands in front of a drawer (a wine bottle in KITCHEN_SCENE4)
 TRAVEL_CLEARANCE = 0.10  # height above the line-up point at which the hand travels to it (m)
 AT_HANDLE = 0.008  # grip site - handle distance (m) at which the fingers close on the bar
 LINED_UP = 0.01  # lateral distance (m) from the handle's line within which the hand goes straight in
 ALIGNED = 0.15  # orientation error (rad) below which the hand counts as turned
-PULL_LEAD = 0.025  # how far ahead of the handle the hand aims while pulling (m)
+PULL_LEAD = 0.035  # how far ahead of the handle the hand aims while pulling (m)
 PUSH_LEAD = 0.03  # how far behind the handle's front the fingertips aim while pushing (m)
+PUSH_EFFORT = 0.6  # smallest push (action units) against the opening direction: LIBERO counts a drawer
+# closed only once it is pressed a little past its closed stop (joint > 0)
+PUSH_LATERAL = 0.03  # distance (m) from the push line within which the hand keeps pushing
+DOOR_PUSH_FRACTION = 0.7  # where a door is pushed shut: this fraction of the way from its hinge to its handle
+DOOR_PUSH_HEIGHT = 0.07  # height (m) above the handle's centre at which a door is pushed (its top ~0.09)
+DOOR_PUSH_LEAN = np.radians(30)  # the hand leans over the door it pushes: the wrist stays off the robot's base
+PUSH_LEAN = np.radians(20)  # tilt of the pushing hand from pointing down, fingertips towards the handle: the
+# palm then clears the handles above a bottom drawer; more, and the wrist meets what stands behind the hand
 KNOB_GRASP_HEIGHT = 0.035  # grip site above the knob's joint anchor when holding its fin (m)
 KNOB_TURN = 0.5  # yaw (rad) the hand aims ahead of itself while turning a knob
 UP = np.array([0.0, 0.0, 1.0])
@@ -61,17 +71,21 @@ def turn_off(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) ->
     return turn_knob(view.mechanism(plan.mechanism(step.args[0])), hand, direction=-1.0)
 
 
-def level_pose(opening: np.ndarray, closing_axis: np.ndarray) -> Rotation:
-    """The hand level, pointing against `opening` (3,), fingers closing along ±`closing_axis` (3,): of the
-    two signs, the one nearer the reset pose (pointing down, yaw 0)."""
-    pointing = -opening
-    best: Rotation | None = None
-    for sign in (1.0, -1.0):
-        fingers = sign * closing_axis
-        pose = Rotation.from_matrix(np.c_[np.cross(fingers, pointing), fingers, pointing])
-        if best is None or (pose * DOWN.inv()).magnitude() < (best * DOWN.inv()).magnitude() - 1e-6:
-            best = pose
-    return best
+def hand_pose(pointing: np.ndarray, closing_axis: np.ndarray) -> Rotation:
+    """The hand pointing along `pointing` (3,), fingers closing along ±`closing_axis` (3,). Of the two
+    signs, the fingers' axis towards the robot's front (+x) when it is nearly level and forward, else
+    the one nearer the reset pose: the other ends at the wrist's joint limit (measured)."""
+    pointing = pointing / np.linalg.norm(pointing)
+    closing_axis = closing_axis / np.linalg.norm(closing_axis)
+    if abs(closing_axis[0]) > 0.5:
+        signs = (np.sign(closing_axis[0]),)
+    else:
+        signs = min((1.0, -1.0), key=lambda s: (_pose(pointing, s * closing_axis) * DOWN.inv()).magnitude()),
+    return _pose(pointing, signs[0] * closing_axis)
+
+
+def _pose(pointing: np.ndarray, fingers: np.ndarray) -> Rotation:
+    return Rotation.from_matrix(np.c_[np.cross(fingers, pointing), fingers, pointing])
 
 
 def horizontal(vector: np.ndarray) -> np.ndarray:
@@ -92,7 +106,7 @@ def pinch_axis(mechanism: Mechanism, opening: np.ndarray) -> np.ndarray:
 def pull_handle(mechanism: Mechanism, hand: Hand) -> np.ndarray:
     """Pinch the handle bar with the hand level and pull it along its opening direction."""
     opening = horizontal(mechanism.opening)
-    pose = level_pose(opening, pinch_axis(mechanism, opening))
+    pose = hand_pose(-opening, pinch_axis(mechanism, opening))
     error = orientation_error(hand.ori, pose)
     rotate = ROTATION_GAIN * error
     to_handle = hand.eef - mechanism.handle
@@ -109,22 +123,31 @@ def pull_handle(mechanism: Mechanism, hand: Hand) -> np.ndarray:
 
 
 def push_handle(mechanism: Mechanism, hand: Hand) -> np.ndarray:
-    """Push the front of the handle bar with the closed fingertips, the hand level, against the
-    opening direction until LIBERO's Close check holds."""
+    """Push the front of the handle bar with the closed fingertips against the opening direction until
+    LIBERO's Close check holds, the hand leaning back (`PUSH_LEAN`) so that the palm stays clear of the
+    cabinet's top and of the handles above a bottom drawer."""
     opening = horizontal(mechanism.opening)
-    pose = level_pose(opening, np.cross(UP, opening))
+    pushed, lean = mechanism.handle, PUSH_LEAN
+    if mechanism.hinged:  # a door: pushed near its top edge, part way to its handle, the palm leaning over it
+        pushed = mechanism.anchor + DOOR_PUSH_FRACTION * (mechanism.handle - mechanism.anchor)
+        pushed[2] = mechanism.handle[2] + DOOR_PUSH_HEIGHT
+        lean = -DOOR_PUSH_LEAN
+    pointing = -np.sin(lean) * opening - np.cos(lean) * UP
+    pose = hand_pose(pointing, np.cross(UP, opening))
     error = orientation_error(hand.ori, pose)
     rotate = ROTATION_GAIN * error
-    contact = mechanism.handle + (HANDLE_DEPTH + FINGER_REACH) * opening  # grip site, fingertips on the bar
+    # grip site when the fingertips' ends touch the front of the bar
+    contact = pushed + HANDLE_DEPTH * opening - FINGER_REACH * pointing
     along = (hand.eef - contact) @ opening
     lateral = (hand.eef - contact) - along * opening
-    aligned = np.linalg.norm(error) < ALIGNED
-    if aligned and hand.gap < HELD_GAP[0] and np.linalg.norm(lateral) < 0.015 and -0.02 < along < PRE_DISTANCE + 0.03:
-        target = contact - PUSH_LEAD * opening
-        return action(GAIN * (target - hand.eef), rotate, close=True)
-    near = np.linalg.norm(hand.eef - (contact + PRE_DISTANCE * opening)) < 0.04
-    move = line_up_and_reach(hand, contact, opening, rotate, aligned, close=near)
-    return move
+    # Once pushing, a door's turning moves the contact sideways and turns the hand's target pose:
+    # looser tolerances keep the hand pushing instead of lining up again.
+    if (np.linalg.norm(error) < 2 * ALIGNED and hand.gap < HELD_GAP[0] and np.linalg.norm(lateral) < PUSH_LATERAL
+            and -0.03 < along < PRE_DISTANCE + 0.03):
+        push = GAIN * (contact - PUSH_LEAD * opening - hand.eef)
+        push = push - min(0.0, push @ opening + PUSH_EFFORT) * opening  # at least PUSH_EFFORT against u
+        return action(push, rotate, close=True)
+    return line_up_and_reach(hand, contact, opening, rotate, np.linalg.norm(error) < ALIGNED, close=True)
 
 
 def line_up_and_reach(hand: Hand, point: np.ndarray, opening: np.ndarray, rotate: np.ndarray, aligned: bool,

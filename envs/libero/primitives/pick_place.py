@@ -34,6 +34,7 @@ MIN_XY_ACTION = 0.25  # smallest horizontal action (units) while aligning: below
 CARRY_CEILING = 0.35  # highest the grasp point rises above the destination while carrying (m)
 RESTING_BAND = 0.04  # below this height (m) above the release height, an object that stopped sinking is let go
 RESTING_SPEED = 5e-4  # sinking (m per step) below which a lowered object counts as resting on something
+BACK_OFF = 0.3  # fraction of the horizontal error the object moves away from a higher destination while rising
 YAW_TOLERANCE = 0.15  # yaw error (rad) below which the fingers descend to a rim
 
 
@@ -68,6 +69,20 @@ def hold_radius(grasp: GraspSpec) -> float:
     return HOLD_RADIUS + grasp.rim_radius
 
 
+def is_holding(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) -> bool:
+    """Whether the hand holds ``step.args[0]`` (closed on something, at its grasp point)."""
+    place = placing(step, plan, view)
+    return (place.grasp.empty_gap < hand.gap < OPEN_GAP and not hand.closing
+            and np.linalg.norm(place.grasp_point - hand.eef) < hold_radius(place.grasp))
+
+
+def is_engaged(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) -> bool:
+    """Whether the hand holds ``step.args[0]`` or is coming down onto its grasp point."""
+    grasp = placing(step, plan, view).grasp_point
+    descending = np.linalg.norm((grasp - hand.eef)[:2]) < 2 * XY_TOLERANCE and hand.eef[2] < grasp[2] + 0.12
+    return descending or is_holding(step, plan, hand, view)
+
+
 def pick_place(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) -> np.ndarray:
     """(7,) action moving ``step.args[0]`` onto / into ``step.args[1]``."""
     recovery = upright_recovery(hand)
@@ -76,7 +91,7 @@ def pick_place(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) 
     place = placing(step, plan, view)
     grasp, rotate = place.grasp_point, rotation_action(hand.ori, place.grasp.yaw)
     to_grasp = np.linalg.norm(grasp - hand.eef)
-    if place.grasp.empty_gap < hand.gap < OPEN_GAP and not hand.closing and to_grasp < hold_radius(place.grasp):
+    if is_holding(step, plan, hand, view):
         return carry(place, rotate)
     if hand.closing:
         return action(np.zeros(3), rotate, close=True)
@@ -115,8 +130,11 @@ def carry(place: Placing, rotate: np.ndarray) -> np.ndarray:
     xy_error = (destination - center)[:2]
     carry_z = destination[2] + spec.carry_height  # high enough that the object clears the basket
     if np.linalg.norm(xy_error) > 0.012:
-        if grasp[2] < carry_z - 0.03:
-            return action(GAIN * np.r_[0.2 * xy_error, carry_z - grasp[2]], rotate, close=True)
+        if grasp[2] < carry_z - 0.03:  # rise
+            # Towards a destination above the object (a drawer, a shelf, a cabinet top), back away from it while
+            # rising: what it stands on overhangs the space in front of it (an opened drawer over a bowl).
+            xy_scale = -BACK_OFF if center[2] < destination[2] + 0.05 else 0.2
+            return action(GAIN * np.r_[xy_scale * xy_error, carry_z - grasp[2]], rotate, close=True)
         if grasp[2] <= carry_z + 0.03:
             return action(GAIN * np.r_[xy_error, carry_z - grasp[2]], rotate, close=True)
         ceiling = destination[2] + CARRY_CEILING  # picked up from above the carry height: rise on
