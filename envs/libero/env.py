@@ -21,13 +21,13 @@ import logging
 import gymnasium as gym
 import mujoco
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from common.schema import Task
 from envs.base import EnvOptions, TaskEnv, variation_index
 from envs.libero.plan import TaskPlan, UnplannableGoalError, mechanism_fixture, plan_problem
+from envs.libero.entities import EntityProbe
 from envs.libero.mechanisms import MechanismProbe
-from envs.libero.privileged import ENTITY_WIDTH, PRIVILEGED_DIM, pack
+from envs.libero.privileged import PRIVILEGED_DIM, pack
 
 # obs.state as the official demo files store it: obs/ee_pos, obs/ee_ori (axis-angle), obs/gripper_states
 STATE_LAYOUT = (("ee_pos", 3), ("ee_ori", 3), ("gripper_states", 2))
@@ -60,19 +60,6 @@ def task_plan(problem: dict, task_name: str) -> TaskPlan | None:
     except UnplannableGoalError as error:
         log.warning("obs.privileged stays zero: %s", error)
         return None
-
-
-def entity_pose(libero_env, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """World position (3,) and quaternion xyzw (4,) of an object, fixture or region site."""
-    state = libero_env.object_states_dict[name]
-    if name in libero_env.object_sites_dict:
-        site = libero_env.sim.model.site_name2id(name)
-        data = libero_env.sim.data._data
-        xyzw = Rotation.from_matrix(data.site_xmat[site].reshape(3, 3)).as_quat()
-        return data.site_xpos[site].copy(), xyzw
-    geom = state.get_geom_state()
-    w, x, y, z = geom["quat"]  # MuJoCo's body_xquat is wxyz
-    return np.asarray(geom["pos"]).copy(), np.array([x, y, z, w])
 
 
 class LiberoTaskEnv(TaskEnv):
@@ -116,6 +103,7 @@ class LiberoTaskEnv(TaskEnv):
         self.sim = ControlEnv(bddl_file_name=bddl_file, use_camera_obs=False, has_offscreen_renderer=False,
                               hard_reset=False, ignore_done=True, horizon=10**9)
         self.plan = task_plan(self.sim.env.parsed_problem, task.name)
+        self.entity_probes = [] if self.plan is None else [EntityProbe(self.sim.env, n) for n in self.plan.entities]
         self.probes = [] if self.plan is None else [
             MechanismProbe(self.sim.env, name, mechanism_fixture(self.sim.env.parsed_problem, name))
             for name in self.plan.mechanisms]
@@ -159,13 +147,10 @@ class LiberoTaskEnv(TaskEnv):
         """(PRIVILEGED_DIM,) float32, laid out by `envs.libero.privileged` for `self.plan`."""
         if self.plan is None:
             return np.zeros(PRIVILEGED_DIM, dtype=np.float32)
-        libero_env = self.sim.env
-        entities = np.zeros((len(self.plan.entities), ENTITY_WIDTH))
-        for row, name in zip(entities, self.plan.entities):
-            row[:3], row[3:] = entity_pose(libero_env, name)
+        entities = [probe.observe() for probe in self.entity_probes]
         mechanisms = [probe.observe(self.data) for probe in self.probes]
-        satisfied = [float(libero_env._eval_predicate(step.bddl)) for step in self.plan.steps]
-        return pack(entities, np.asarray(mechanisms), np.asarray(satisfied))
+        satisfied = [float(self.sim.env._eval_predicate(step.bddl)) for step in self.plan.steps]
+        return pack(np.asarray(entities), np.asarray(mechanisms), np.asarray(satisfied))
 
     def _close_sim(self) -> None:
         if hasattr(self.sim, "env"):  # ControlEnv.close deletes it: closing twice must not raise

@@ -67,8 +67,10 @@ class TaskPlan:
         preconditions alike, in this order.
     goal_steps: indices into `steps` of the goal predicates, in the order they are worked on.
     preconditions: {goal step index: indices of the steps that must hold before it is worked on}.
-    entities: names whose poses the env reports (objects, destinations, mechanisms), in this order.
+    entities: names whose poses the env reports (objects, destinations, mechanisms, containers), in order.
     mechanisms: names of the drawers, doors and knobs the env reports joints and handles of.
+    containers: {destination region: the object or fixture it belongs to} (a caddy's slot: the caddy),
+        whose box a carried object must clear; tables are left out.
     """
 
     task_name: str
@@ -77,6 +79,7 @@ class TaskPlan:
     preconditions: dict[int, tuple[int, ...]] = field(default_factory=dict)
     entities: tuple[str, ...] = ()
     mechanisms: tuple[str, ...] = ()
+    containers: dict[str, str] = field(default_factory=dict)
 
     def current_step(self, satisfied: Sequence[bool], committed: Callable[[int], bool] = lambda step: False
                      ) -> int | None:
@@ -127,6 +130,13 @@ class SceneNames:
             return parent if kind in DOOR_FIXTURES else None
         return name if self.fixture_kinds.get(name, "") in DOOR_FIXTURES else None
 
+    def container_of(self, region: str) -> str | None:
+        """The object or fixture (not a table) region `region` belongs to, or None."""
+        parent = self.region_parents.get(region)
+        if parent in self.object_kinds or (parent in self.fixture_kinds and "table" not in self.fixture_kinds[parent]):
+            return parent
+        return None
+
 
 def plan_task(goal_state: list[list[str]], scene: SceneNames, task_name: str) -> TaskPlan:
     """The TaskPlan of a BDDL goal (``parsed_problem["goal_state"]``); UnplannableGoalError if a
@@ -152,8 +162,11 @@ def plan_task(goal_state: list[list[str]], scene: SceneNames, task_name: str) ->
                 entities.append(name)
         if step.primitive in (OPEN, CLOSE, TURN_ON, TURN_OFF) and step.args[0] not in mechanisms:
             mechanisms.append(step.args[0])
+    containers = {step.args[1]: scene.container_of(step.args[1]) for step in steps
+                  if step.primitive == PICK_PLACE and scene.container_of(step.args[1]) is not None}
+    entities += [name for name in containers.values() if name not in entities]
     return TaskPlan(task_name, tuple(steps), tuple(range(len(goals))), preconditions, tuple(entities),
-                    tuple(mechanisms))
+                    tuple(mechanisms), containers)
 
 
 def _goal_step(predicate: list[str], scene: SceneNames, task_name: str) -> SubGoal:

@@ -5,7 +5,9 @@ expert reads it back with `PrivilegedView`; both follow the task's `envs.libero.
 entities, mechanisms and steps fix the order of the blocks. Learned policies never read it and the demo
 writer does not store it. Layout (all world frame, metres), zero-padded blocks:
 
-    entities   MAX_ENTITIES x 7     position (3) and quaternion xyzw (4) of each plan entity
+    entities   MAX_ENTITIES x 13    position (3) and quaternion xyzw (4) of each plan entity, and the world-
+                                    aligned box around it: centre relative to the position (3), half
+                                    extents (3) (`envs.libero.entities`)
     mechanisms MAX_MECHANISMS x 14  handle position (3); unit direction in which the handle moves when the
                                     mechanism opens / turns on (3); a point on the joint's axis (3); the
                                     joint position (1, m or rad); unit long axis of the handle (3); 1.0 for
@@ -22,7 +24,7 @@ import numpy as np
 MAX_ENTITIES = 6
 MAX_MECHANISMS = 2
 MAX_STEPS = 6
-ENTITY_WIDTH = 7
+ENTITY_WIDTH = 13
 MECHANISM_WIDTH = 14
 PRIVILEGED_DIM = MAX_ENTITIES * ENTITY_WIDTH + MAX_MECHANISMS * MECHANISM_WIDTH + MAX_STEPS
 _MECHANISMS_AT = MAX_ENTITIES * ENTITY_WIDTH
@@ -59,7 +61,7 @@ class Mechanism:
 class PrivilegedView:
     """``obs.privileged`` of one episode's observation window, split into its blocks.
 
-    entities (To, MAX_ENTITIES, 7), mechanisms (To, MAX_MECHANISMS, 14), satisfied (To, MAX_STEPS) bool.
+    entities (To, MAX_ENTITIES, 13), mechanisms (To, MAX_MECHANISMS, 14), satisfied (To, MAX_STEPS) bool.
     """
 
     entities: np.ndarray
@@ -82,7 +84,13 @@ class PrivilegedView:
 
     def quaternion(self, entity: int, at: int = -1) -> np.ndarray:
         """(4,) quaternion xyzw of entity row `entity`."""
-        return self.entities[at, entity, 3:]
+        return self.entities[at, entity, 3:7]
+
+    def box(self, entity: int, at: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """(low (3,), high (3,)) corners of the world-aligned box around entity row `entity`."""
+        values = self.entities[at, entity]
+        centre = values[:3] + values[7:10]
+        return centre - values[10:13], centre + values[10:13]
 
     def mechanism(self, row: int, at: int = -1) -> Mechanism:
         values = self.mechanisms[at, row]

@@ -23,10 +23,28 @@ class GraspSpec:
     # Upward action (units) while the fingers open at the destination: a rim wedged between them
     # keeps them from opening unless the hand pulls away.
     release_lift: float = 0.0
+    # Grasps in the object's own frame (books, mugs, pans, moka pots): set `finger_axis` (rad, in the
+    # object's x-y plane), the axis the fingers close along; the hand's yaw then follows the object. The
+    # grasp point is `local_point` (object frame, from its body position), or when None the top centre
+    # of the object's box, `top_depth` below its top. `far_side` mirrors the point's horizontal part to the
+    # side away from the robot (of a mug's two rim points clear of its handle, the one the arm reaches
+    # also for a mug close to the robot's base).
+    finger_axis: float | None = None
+    local_point: tuple[float, float, float] | None = None
+    top_depth: float = 0.025
+    far_side: bool = False
+    # Placing by the object's box (None: by `release_height` / `carry_height` above the destination's
+    # position): carried with its bottom this far above the destination's box, released once its bottom
+    # is `release_clearance` above what it goes on (an In region's floor, an On destination's top).
+    release_clearance: float | None = None
+    # Turn the object while carrying so that its finger axis lies across a narrow destination (a book
+    # into a caddy's slot).
+    align_to_slot: bool = False
 
     @property
     def yaw(self) -> float | None:
-        """Hand yaw (rad) about world z from the reset pose; None: orientation not controlled."""
+        """Hand yaw (rad) about world z from the reset pose for world-frame grasps; None: orientation not
+        controlled (or, for object-frame grasps, set from the object's yaw)."""
         return np.pi / 2 if self.rim_radius > 0 else None
 
 
@@ -53,6 +71,36 @@ GRASP_SPECS = {
     # hand reaches down only ~3 cm below the grip site.
     "wine_bottle": GraspSpec(offset=(0.0, 0.0, 0.13), release_height=0.145, carry_height=0.19),
 }
+# Object-frame grasps, placed by their box.
+# Books stand on their bottom edge: taken at the top, across their thickness (local x).
+BOOK_GRASP = GraspSpec(finger_axis=0.0, top_depth=0.03, release_clearance=0.01, align_to_slot=True, empty_gap=0.01)
+
+
+def mug_grasp(height: float) -> GraspSpec:
+    """Mugs (handle along local x, ~4.7 cm radius): by the rim across local y, 2 cm below the top."""
+    return GraspSpec(finger_axis=np.pi / 2, local_point=(0.0, 0.043, height - 0.02), far_side=True,
+                     empty_gap=0.003, release_clearance=0.01, release_lift=0.3)
+
+
+GRASP_SPECS.update({
+    "black_book": BOOK_GRASP,
+    "yellow_book": BOOK_GRASP,
+    "red_coffee_mug": mug_grasp(0.131),
+    "porcelain_mug": mug_grasp(0.108),
+    "white_yellow_mug": mug_grasp(0.103),
+    # Frying pan (handle along local +x, the moka pot or the stove's knob often just past its end; light,
+    # but heavy on the handle's side): by the rim a quarter turn from the handle, where the collision
+    # model's wall is 2.8 cm thick, on the side away from the robot.
+    "chefmate_8_frypan": GraspSpec(finger_axis=np.pi / 2, local_point=(0.0, 0.088, 0.015), far_side=True,
+                                   release_clearance=0.01, empty_gap=0.01),
+    # Moka pot (body position at mid-height; 8 cm wide, wider than the open hand): by its handle's loop
+    # (local y 0.04-0.09), across its 1.4 cm thickness.
+    "moka_pot": GraspSpec(finger_axis=0.0, local_point=(0.0, 0.068, 0.045), release_clearance=0.01,
+                          empty_gap=0.006),
+    # White bowl (8 cm, 3.5 cm tall): by the rim on the robot's side, as the black bowls.
+    "white_bowl": GraspSpec(offset=(0.0, 0.0, 0.025), rim_radius=0.037, empty_gap=0.003, release_lift=0.3,
+                            release_clearance=0.01),
+})
 DEFAULT_GRASP = GraspSpec()
 
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from envs.libero.plan import SubGoal, TaskPlan
 from envs.libero.primitives.grasps import GraspSpec, grasp_for
 from envs.libero.primitives.motion import (
-    GAIN, OPEN_GAP, ROTATION_GAIN, Hand, action, at_least, rotation_action, upright_recovery,
+    GAIN, OPEN_GAP, ROTATION_GAIN, Hand, action, at_least, hand_yaw, rotation_action, upright_recovery,
 )
 from envs.libero.privileged import PrivilegedView
 
@@ -35,32 +36,88 @@ CARRY_CEILING = 0.35  # highest the grasp point rises above the destination whil
 RESTING_BAND = 0.04  # below this height (m) above the release height, an object that stopped sinking is let go
 RESTING_SPEED = 5e-4  # sinking (m per step) below which a lowered object counts as resting on something
 BACK_OFF = 0.3  # fraction of the horizontal error the object moves away from a higher destination while rising
+BOX_CLEARANCE = 0.05  # height (m) of a carried object's bottom above its destination's box
+LOWERING_TOLERANCE = 0.03  # horizontal error (m) of an object on its way down into its destination that is
+# corrected while lowering rather than by rising again
+MAX_LOWERING = 0.5  # fastest descent (action units) of an object placed by its box (into a slot)
+SLOT_WIDTH = 0.09  # destinations narrower than this (m) get the object turned across them (a caddy's slot)
 YAW_TOLERANCE = 0.15  # yaw error (rad) below which the fingers descend to a rim
 
 
 @dataclass(frozen=True)
 class Placing:
-    """One pick-and-place at one moment: positions (3,) world frame (m), and how far the object sank
-    over the observation window (m)."""
+    """One pick-and-place at one moment, world frame (m): the object's position, orientation (quaternion
+    xyzw) and box (low and high corners), the destination's position and box, whether the goal is In
+    (else On), and how far the object sank over the observation window."""
 
     grasp: GraspSpec
-    center: np.ndarray  # the object's body position
-    destination: np.ndarray  # the destination's position (an object's body or a region site)
+    center: np.ndarray
+    orientation: np.ndarray
+    box: tuple[np.ndarray, np.ndarray]
+    destination: np.ndarray
+    destination_box: tuple[np.ndarray, np.ndarray]
+    inside: bool
     sinking: float
+    clear_height: float  # top (m) of the destination's box and of the container it belongs to
 
     @property
     def grasp_point(self) -> np.ndarray:
         """(3,) world position the grip site goes to."""
+        if self.grasp.finger_axis is not None:  # in the object's own frame
+            if self.grasp.local_point is None:  # the top of its box
+                low, high = self.box
+                return np.r_[(low[:2] + high[:2]) / 2, high[2] - self.grasp.top_depth]
+            offset = Rotation.from_quat(self.orientation).apply(self.grasp.local_point)
+            if self.grasp.far_side and offset[0] < 0:  # the mirror point, away from the robot
+                offset[:2] = -offset[:2]
+            return self.center + offset
         point = self.center + np.asarray(self.grasp.offset)
         point[0] -= self.grasp.rim_radius  # the rim wall on the robot's side sits between the fingers
         return point
+
+    @property
+    def yaw(self) -> float:
+        """The object's yaw (rad) about world z."""
+        return float(Rotation.from_quat(self.orientation).as_euler("zyx")[0])
+
+    @property
+    def finger_direction(self) -> float | None:
+        """World angle (rad) of the object's finger axis; None for world-frame grasps."""
+        return None if self.grasp.finger_axis is None else self.yaw + self.grasp.finger_axis
+
+    @property
+    def support(self) -> float:
+        """Height (m) the object is put down on: an In region's floor, an On destination's top."""
+        low, high = self.destination_box
+        return float(low[2] if self.inside else high[2])
+
+    @property
+    def bottom(self) -> float:
+        return float(self.box[0][2])
 
 
 def placing(step: SubGoal, plan: TaskPlan, view: PrivilegedView) -> Placing:
     target, destination = (plan.entity(name) for name in step.args)
     center = view.position(target).copy()
-    return Placing(grasp_for(step.kind), center, view.position(destination).copy(),
-                   float(view.position(target, at=0)[2] - center[2]))
+    clear = view.box(destination)[1][2]
+    if step.args[1] in plan.containers:
+        clear = max(clear, view.box(plan.entity(plan.containers[step.args[1]]))[1][2])
+    return Placing(grasp_for(step.kind), center, view.quaternion(target).copy(), view.box(target),
+                   view.position(destination).copy(), view.box(destination), step.predicate == "in",
+                   float(view.position(target, at=0)[2] - center[2]), float(clear))
+
+
+def grasp_yaw(place: Placing) -> float | None:
+    """Hand yaw (rad) for the grasp: a rim grasp's quarter turn, the object's finger axis, or None."""
+    direction = place.finger_direction
+    if direction is None:
+        return place.grasp.yaw
+    return wrap_half_turn(direction - np.pi / 2)  # the fingers close along (-sin yaw, cos yaw)
+
+
+def wrap_half_turn(angle: float) -> float:
+    """`angle` (rad) in (-pi/2, pi/2]: the fingers are symmetric, so yaw and yaw + pi grasp alike."""
+    return float(-((-angle + np.pi / 2) % np.pi) + np.pi / 2)
 
 
 def hold_radius(grasp: GraspSpec) -> float:
@@ -89,10 +146,10 @@ def pick_place(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) 
     if recovery is not None:
         return recovery
     place = placing(step, plan, view)
-    grasp, rotate = place.grasp_point, rotation_action(hand.ori, place.grasp.yaw)
+    grasp, rotate = place.grasp_point, rotation_action(hand.ori, grasp_yaw(place))
     to_grasp = np.linalg.norm(grasp - hand.eef)
     if is_holding(step, plan, hand, view):
-        return carry(place, rotate)
+        return carry(place, carrying_rotation(place, hand))
     if hand.closing:
         return action(np.zeros(3), rotate, close=True)
     if to_grasp < AT_GRASP:
@@ -120,12 +177,65 @@ def approach(hand: Hand, grasp: np.ndarray, rotate: np.ndarray) -> np.ndarray:
     return action(GAIN * (grasp - eef), rotate, close=False)
 
 
+def above_object(place: Placing) -> bool:
+    """Whether the destination is above the object's top (a drawer, a shelf, a cabinet top): what it
+    stands on may overhang the object, which then backs away from it while rising."""
+    return bool(place.destination[2] > place.box[1][2] + 0.02)
+
+
+def carrying_rotation(place: Placing, hand: Hand) -> np.ndarray:
+    """(3,) rotation action while carrying: the grasp's yaw, or for an object to go into a narrow slot,
+    the yaw that turns its finger axis across the slot's narrow side (read off the object itself)."""
+    direction = place.finger_direction
+    if direction is None:
+        return rotation_action(hand.ori, place.grasp.yaw)
+    if not place.grasp.align_to_slot:
+        return rotation_action(hand.ori, hand_yaw(hand.ori))
+    low, high = place.destination_box
+    half = (high - low)[:2] / 2
+    if half.min() > SLOT_WIDTH / 2:  # roomy: keep the object as it is held
+        return rotation_action(hand.ori, hand_yaw(hand.ori))
+    across = 0.0 if half[0] < half[1] else np.pi / 2  # world angle of the slot's narrow side
+    return rotation_action(hand.ori, hand_yaw(hand.ori) + wrap_half_turn(across - direction))
+
+
 def carry(place: Placing, rotate: np.ndarray) -> np.ndarray:
     """Holding: rise, move the object's centre above the destination, lower it, open. The object
-    hangs where it was grasped, so the fingers move by the object's errors. An object picked up
-    above the carry height (e.g. from a cabinet top) keeps rising while it travels, never sinking
-    into what it stood on. It is released at the release height, or lower down once it stops
-    sinking (a tilted bowl rests on the plate's rim before the fingers get there)."""
+    hangs where it was grasped, so the fingers move by the object's errors. Heights follow the grasp's
+    `release_clearance` (by the object's box: its bottom over the destination's box) when set, else its
+    `carry_height` / `release_height` above the destination's position."""
+    if place.grasp.release_clearance is not None:
+        return carry_by_box(place, rotate)
+    return carry_by_heights(place, rotate)
+
+
+def carry_by_box(place: Placing, rotate: np.ndarray) -> np.ndarray:
+    """Carry with the object's bottom `BOX_CLEARANCE` above the destination's box and its container's (a
+    caddy's walls), then lower it until its
+    bottom is `release_clearance` above what it goes on (or it stops sinking), and open."""
+    low, high = place.box
+    center, destination, bottom = (low + high) / 2, place.destination, place.bottom
+    xy_error = (destination - center)[:2]  # the box's centre, not the body's origin (a book's is at its spine)
+    lift = place.clear_height + BOX_CLEARANCE
+    lowering = bottom < lift - 0.02 and np.linalg.norm(xy_error) < LOWERING_TOLERANCE  # on the way down: keep going
+    if np.linalg.norm(xy_error) > 0.012 and not lowering:
+        if bottom < lift - 0.02:  # rise, away from a destination above the object
+            xy_scale = -BACK_OFF if above_object(place) else 0.2
+            return action(GAIN * np.r_[xy_scale * xy_error, lift - bottom], rotate, close=True)
+        return action(GAIN * np.r_[xy_error, lift - bottom], rotate, close=True)
+    release = place.support + place.grasp.release_clearance
+    resting = bottom < release + RESTING_BAND and place.sinking < RESTING_SPEED
+    if bottom > release + 0.005 and not resting:
+        return action(np.r_[GAIN * xy_error, max(GAIN * (release - bottom), -MAX_LOWERING)], rotate, close=True)
+    return action(np.array([0.0, 0.0, place.grasp.release_lift]), rotate, close=False)
+
+
+def carry_by_heights(place: Placing, rotate: np.ndarray) -> np.ndarray:
+    """The grasp point `carry_height` above the destination while travelling; released at
+    `release_height`. An object picked up above the carry height (e.g. from a cabinet top) keeps rising
+    while it travels, never sinking into what it stood on. It is released at the release height, or
+    lower down once it stops sinking (a tilted bowl rests on the plate's rim before the fingers get
+    there)."""
     grasp, center, destination, spec = place.grasp_point, place.center, place.destination, place.grasp
     xy_error = (destination - center)[:2]
     carry_z = destination[2] + spec.carry_height  # high enough that the object clears the basket
@@ -133,7 +243,7 @@ def carry(place: Placing, rotate: np.ndarray) -> np.ndarray:
         if grasp[2] < carry_z - 0.03:  # rise
             # Towards a destination above the object (a drawer, a shelf, a cabinet top), back away from it while
             # rising: what it stands on overhangs the space in front of it (an opened drawer over a bowl).
-            xy_scale = -BACK_OFF if center[2] < destination[2] + 0.05 else 0.2
+            xy_scale = -BACK_OFF if above_object(place) else 0.2
             return action(GAIN * np.r_[xy_scale * xy_error, carry_z - grasp[2]], rotate, close=True)
         if grasp[2] <= carry_z + 0.03:
             return action(GAIN * np.r_[xy_error, carry_z - grasp[2]], rotate, close=True)
