@@ -71,6 +71,8 @@ class TaskPlan:
     mechanisms: names of the drawers, doors and knobs the env reports joints and handles of.
     containers: {destination region: the object or fixture it belongs to} (a caddy's slot: the caddy),
         whose box a carried object must clear; tables are left out.
+    slots: {step index: (slot, slots)} for objects that share their destination with others ("put both
+        moka pots on the stove"): each goes to its own place in it, not on top of the one before.
     """
 
     task_name: str
@@ -80,6 +82,7 @@ class TaskPlan:
     entities: tuple[str, ...] = ()
     mechanisms: tuple[str, ...] = ()
     containers: dict[str, str] = field(default_factory=dict)
+    slots: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def current_step(self, satisfied: Sequence[bool], committed: Callable[[int], bool] = lambda step: False
                      ) -> int | None:
@@ -165,8 +168,14 @@ def plan_task(goal_state: list[list[str]], scene: SceneNames, task_name: str) ->
     containers = {step.args[1]: scene.container_of(step.args[1]) for step in steps
                   if step.primitive == PICK_PLACE and scene.container_of(step.args[1]) is not None}
     entities += [name for name in containers.values() if name not in entities]
+    sharing = {}
+    for index, step in enumerate(steps):
+        if step.primitive == PICK_PLACE:
+            sharing.setdefault(step.args[1], []).append(index)
+    slots = {index: (slot, len(indices)) for indices in sharing.values() if len(indices) > 1
+             for slot, index in enumerate(indices)}
     return TaskPlan(task_name, tuple(steps), tuple(range(len(goals))), preconditions, tuple(entities),
-                    tuple(mechanisms), containers)
+                    tuple(mechanisms), containers, slots)
 
 
 def _goal_step(predicate: list[str], scene: SceneNames, task_name: str) -> SubGoal:

@@ -46,6 +46,8 @@ DOOR_PUSH_HEIGHT = 0.07  # height (m) above the handle's centre at which a door 
 DOOR_PUSH_LEAN = np.radians(30)  # the hand leans over the door it pushes: the wrist stays off the robot's base
 PUSH_LEAN = np.radians(20)  # tilt of the pushing hand from pointing down, fingertips towards the handle: the
 # palm then clears the handles above a bottom drawer; more, and the wrist meets what stands behind the hand
+PUSH_BELOW = 0.008  # a drawer is pushed this far below its handle's centre (m): the last millimetres to its
+# closed stop bring the palm against the drawer above
 KNOB_GRASP_HEIGHT = 0.035  # grip site above the knob's joint anchor when holding its fin (m)
 KNOB_TURN = 0.5  # yaw (rad) the hand aims ahead of itself while turning a knob
 UP = np.array([0.0, 0.0, 1.0])
@@ -127,7 +129,7 @@ def push_handle(mechanism: Mechanism, hand: Hand) -> np.ndarray:
     LIBERO's Close check holds, the hand leaning back (`PUSH_LEAN`) so that the palm stays clear of the
     cabinet's top and of the handles above a bottom drawer."""
     opening = horizontal(mechanism.opening)
-    pushed, lean = mechanism.handle, PUSH_LEAN
+    pushed, lean = mechanism.handle - np.r_[0.0, 0.0, PUSH_BELOW], PUSH_LEAN
     if mechanism.hinged:  # a door: pushed near its top edge, part way to its handle, the palm leaning over it
         pushed = mechanism.anchor + DOOR_PUSH_FRACTION * (mechanism.handle - mechanism.anchor)
         pushed[2] = mechanism.handle[2] + DOOR_PUSH_HEIGHT
@@ -145,7 +147,7 @@ def push_handle(mechanism: Mechanism, hand: Hand) -> np.ndarray:
     if (np.linalg.norm(error) < 2 * ALIGNED and hand.gap < HELD_GAP[0] and np.linalg.norm(lateral) < PUSH_LATERAL
             and -0.03 < along < PRE_DISTANCE + 0.03):
         push = GAIN * (contact - PUSH_LEAD * opening - hand.eef)
-        push = push - min(0.0, push @ opening + PUSH_EFFORT) * opening  # at least PUSH_EFFORT against u
+        push = push - max(0.0, push @ opening + PUSH_EFFORT) * opening  # at least PUSH_EFFORT against u
         return action(push, rotate, close=True)
     return line_up_and_reach(hand, contact, opening, rotate, np.linalg.norm(error) < ALIGNED, close=True)
 

