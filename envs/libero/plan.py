@@ -71,8 +71,8 @@ class TaskPlan:
     mechanisms: names of the drawers, doors and knobs the env reports joints and handles of.
     containers: {destination region: the object or fixture it belongs to} (a caddy's slot: the caddy),
         whose box a carried object must clear; tables are left out.
-    slots: {step index: (slot, slots)} for objects that share their destination with others ("put both
-        moka pots on the stove"): each goes to its own place in it, not on top of the one before.
+    slots: {step index: (slot, slots)} for objects put On the same destination ("put both moka pots on
+        the stove"): each goes to its own place on it, not on top of the one before.
     """
 
     task_name: str
@@ -170,7 +170,7 @@ def plan_task(goal_state: list[list[str]], scene: SceneNames, task_name: str) ->
     entities += [name for name in containers.values() if name not in entities]
     sharing = {}
     for index, step in enumerate(steps):
-        if step.primitive == PICK_PLACE:
+        if step.primitive == PICK_PLACE and step.predicate == "on":  # dropped into a basket, they find room
             sharing.setdefault(step.args[1], []).append(index)
     slots = {index: (slot, len(indices)) for indices in sharing.values() if len(indices) > 1
              for slot, index in enumerate(indices)}
