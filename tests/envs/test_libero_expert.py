@@ -136,3 +136,27 @@ def test_expert_solves_each_kind_of_goal_from_an_official_init_state(suite_name,
     finally:
         env.close()
     assert info["success"] and info["steps"] < suite.max_episode_steps, suite.tasks[task_index].name
+
+
+def test_an_elongated_object_is_taken_across_its_narrow_side_and_a_can_as_the_hand_is():
+    from envs.libero.primitives.pick_place import across_narrow_side
+
+    lying_along_x = (np.array([-0.04, -0.023, 0.0]), np.array([0.04, 0.023, 0.027]))  # libero_10's pudding
+    lying_along_y = (lying_along_x[0][[1, 0, 2]], lying_along_x[1][[1, 0, 2]])
+    assert across_narrow_side(lying_along_x) == 0.0  # the reset yaw: fingers close along world y
+    assert across_narrow_side(lying_along_y) == pytest.approx(np.pi / 2)
+    assert across_narrow_side((np.array([-0.03, -0.032, 0.0]), np.array([0.03, 0.032, 0.1]))) is None
+
+
+def test_the_hand_rises_out_of_a_basket_before_travelling_to_the_next_object():
+    from envs.libero.primitives.pick_place import UNDER_CLEARANCE, approach
+
+    down = np.array([np.pi, 0.0, 0.0])
+    basket_top = 0.55
+    in_basket = Hand(np.array([0.0, 0.26, 0.53]), down, 0.079, False)
+    next_grasp = np.array([-0.17, 0.04, 0.45])
+    move = approach(in_basket, next_grasp, np.zeros(3), under=basket_top)[:3]
+    assert move[2] > 0 and np.allclose(move[:2], 0.0)  # straight up
+    clear = Hand(np.array([0.0, 0.26, basket_top + UNDER_CLEARANCE + 0.01]), down, 0.079, False)
+    move = approach(clear, next_grasp, np.zeros(3), under=basket_top)[:3]
+    assert move[0] < 0 and move[1] < 0  # then towards the next object

@@ -45,6 +45,9 @@ LOWERING_TOLERANCE = 0.03  # horizontal error (m) of an object on its way down i
 MAX_LOWERING = 0.5  # fastest descent (action units) of an object placed by its box (into a slot)
 SLOT_WIDTH = 0.09  # destinations narrower than this (m) get the object turned across them (a caddy's slot)
 SLOT_SPREAD = 0.75  # objects sharing a destination go this share of its half length either side of its centre
+UNDER_MARGIN = 0.03  # horizontal margin (m) around a box the hand counts as standing over
+UNDER_CLEARANCE = 0.06  # height (m) of the grip site over what stands under it before travelling sideways
+ELONGATED = 1.3  # an object's box this many times longer than wide is taken across its narrow side
 PLACE_TOLERANCE = 0.012  # horizontal error (m) over the destination below which the object is lowered
 REGION_TOLERANCE = 0.4  # share of an In region's half width within which the object is lowered
 YAW_TOLERANCE = 0.15  # yaw error (rad) below which the fingers descend to a rim
@@ -146,8 +149,18 @@ def grasp_yaw(place: Placing) -> float | None:
     """Hand yaw (rad) for the grasp: a rim grasp's quarter turn, the object's finger axis, or None."""
     direction = place.finger_direction
     if direction is None:
-        return place.grasp.yaw
+        return place.grasp.yaw if place.grasp.yaw is not None else across_narrow_side(place.box)
     return wrap_half_turn(direction - np.pi / 2)  # the fingers close along (-sin yaw, cos yaw)
+
+
+def across_narrow_side(box: tuple[np.ndarray, np.ndarray]) -> float | None:
+    """Hand yaw (rad) that closes the fingers across the narrower horizontal side of an elongated object's
+    box (low, high): the open hand spans ~8 cm, as long as a lying pudding box, whose top it would land on;
+    None (the yaw left as it is) for an object about as wide as long (a can)."""
+    width = (box[1] - box[0])[:2]
+    if max(width) < ELONGATED * min(width):
+        return None
+    return 0.0 if width[1] < width[0] else np.pi / 2  # yaw 0: the fingers close along world y
 
 
 def wrap_half_turn(angle: float) -> float:
@@ -194,16 +207,31 @@ def pick_place(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) 
     if np.linalg.norm((place.center - place.destination)[:2]) < 0.03 and place.center[2] < place.destination[2] + 0.1:
         above = np.r_[hand.eef[:2], place.destination[2] + CARRY_CLEARANCE]  # placed: open, rise and wait
         return action(GAIN * (above - hand.eef), rotate, close=False)
-    return approach(hand, grasp, rotate)
+    return approach(hand, grasp, rotate, standing_under(hand, plan, view, exclude=step.args[0]))
 
 
-def approach(hand: Hand, grasp: np.ndarray, rotate: np.ndarray) -> np.ndarray:
-    """Open, rise, move above the grasp point while turning the hand, then descend onto it."""
+def standing_under(hand: Hand, plan: TaskPlan, view: PrivilegedView, exclude: str) -> float:
+    """Top (m) of the highest plan entity other than `exclude` whose box, widened by `UNDER_MARGIN`, is
+    under the hand (a basket the hand just dropped something into); -inf when there is none."""
+    tops = [-np.inf]
+    for row, name in enumerate(plan.entities):
+        low, high = view.box(row)
+        if name != exclude and np.all(hand.eef[:2] > low[:2] - UNDER_MARGIN) and np.all(hand.eef[:2] < high[:2] + UNDER_MARGIN):
+            tops.append(float(high[2]))
+    return max(tops)
+
+
+def approach(hand: Hand, grasp: np.ndarray, rotate: np.ndarray, under: float = -np.inf) -> np.ndarray:
+    """Open, rise (clear of `under`, the top of what stands under the hand), move above the grasp point
+    while turning the hand, then descend onto it."""
     eef = hand.eef
     above = grasp + np.array([0.0, 0.0, 0.10])
     xy_error = np.linalg.norm((grasp - eef)[:2])
     if not hand.is_open:  # open before anything else (the fingers may still hold or touch something)
         return action(np.array([0.0, 0.0, 0.3]) if xy_error > 0.02 else np.zeros(3), rotate, close=False)
+    if xy_error > XY_TOLERANCE and eef[2] < under + UNDER_CLEARANCE:  # straight up, out of the basket first
+        return action(at_least(GAIN * np.r_[0.0, 0.0, under + UNDER_CLEARANCE + 0.01 - eef[2]], 0.3), rotate,
+                      close=False)
     if xy_error > XY_TOLERANCE:
         target = above if eef[2] > grasp[2] + 0.06 else np.r_[eef[:2], above[2]]
         return action(at_least(GAIN * (target - eef), MIN_XY_ACTION), rotate, close=False)
