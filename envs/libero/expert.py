@@ -73,7 +73,7 @@ class LiberoExpertPolicy:
             raise KeyError(f"the LIBERO expert needs {OBS_PRIVILEGED!r} (LiberoTaskEnv provides it)")
         states, privileged = np.asarray(batch[OBS_STATE]), np.asarray(batch[OBS_PRIVILEGED])
         actions = [expert_action(self.plans[int(i)], s, p)
-                   for i, s, p in zip(batch[TASK_INDEX], states, privileged)]
+                   for i, s, p in zip(batch[TASK_INDEX], states, privileged, strict=True)]
         return np.stack(actions).astype(np.float32)[:, None, :]
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.libero.plan import (
-    CLOSE, OPEN, PICK_PLACE, PRIMITIVES, SceneNames, UnplannableGoalError, plan_task,
-)
+from envs.libero.plan import CLOSE, OPEN, PICK_PLACE, PRIMITIVES, SceneNames, UnplannableGoalError, plan_task
 from envs.libero.primitives.articulated import PUSH_EFFORT, PUSH_LEAN, UP, hand_pose, push_handle
 from envs.libero.primitives.grasps import grasp_for
 from envs.libero.primitives.motion import Hand
@@ -160,3 +158,26 @@ def test_the_hand_rises_out_of_a_basket_before_travelling_to_the_next_object():
     clear = Hand(np.array([0.0, 0.26, basket_top + UNDER_CLEARANCE + 0.01]), down, 0.079, False)
     move = approach(clear, next_grasp, np.zeros(3), under=basket_top)[:3]
     assert move[0] < 0 and move[1] < 0  # then towards the next object
+
+
+def test_a_box_is_taken_off_centre_away_from_the_bowl_beside_it():
+    from envs.libero.primitives.pick_place import finger_shift
+
+    # libero_goal's cream cheese (8.2 x 4.2 cm, fingers closing along y) with the bowl 4 cm from its side
+    plan = plan_task([["On", "moka_pot_1", "bowl_1"]], SCENE, "cheese_in_bowl")
+    cheese = (np.array([-0.093, 0.093, 0.90]), np.array([-0.011, 0.135, 0.918]))
+    bowl = (np.array([-0.133, -0.046, 0.898]), np.array([-0.025, 0.062, 0.95]))
+
+    class View:
+        def box(self, row):
+            return (cheese, bowl)[row]
+
+    shift = finger_shift(plan, View(), 0, cheese)
+    assert shift is not None and shift[1] > 0.005 and shift[0] == 0.0  # along the fingers, away from the bowl
+    far_bowl = (bowl[0] - [0, 0.2, 0], bowl[1] - [0, 0.2, 0])
+
+    class FarView:
+        def box(self, row):
+            return (cheese, far_bowl)[row]
+
+    assert finger_shift(plan, FarView(), 0, cheese) is None

@@ -23,14 +23,19 @@ from scipy.spatial.transform import Rotation
 from envs.libero.plan import SubGoal, TaskPlan
 from envs.libero.primitives.grasps import GraspSpec, grasp_for
 from envs.libero.primitives.motion import (
-    GAIN, OPEN_GAP, ROTATION_GAIN, Hand, action, at_least, hand_yaw, rotation_action, upright_recovery,
+    GAIN,
+    OPEN_GAP,
+    ROTATION_GAIN,
+    Hand,
+    action,
+    at_least,
+    hand_yaw,
+    rotation_action,
+    upright_recovery,
 )
 from envs.libero.privileged import PrivilegedView
 
-AT_GRASP = 0.012
-STALLED = 5e-4  # grip site moving less than this (m per step) on its way down has come to rest on something
-STALL_HEIGHT = 0.025  # the fingers close where they rest this close above the grasp point (m): on the table
-# beside a flat object whose grasp point is lower than the fingertips reach  # distance (m) from the grasp point at which the fingers close
+AT_GRASP = 0.012  # distance (m) from the grasp point at which the fingers close
 HOLD_RADIUS = 0.035  # distance (m) grasp point - fingers while the object is held
 CARRY_CLEARANCE = 0.12  # height above the destination the fingers wait at once the object is placed (m)
 XY_TOLERANCE = 0.015  # horizontal distance (m) to the grasp point below which the fingers descend
@@ -47,6 +52,10 @@ SLOT_WIDTH = 0.09  # destinations narrower than this (m) get the object turned a
 SLOT_SPREAD = 0.75  # objects sharing a destination go this share of its half length either side of its centre
 UNDER_MARGIN = 0.03  # horizontal margin (m) around a box the hand counts as standing over
 UNDER_CLEARANCE = 0.06  # height (m) of the grip site over what stands under it before travelling sideways
+MAX_FINGER_SHIFT = 0.015  # largest shift (m) of a grasp along the fingers, away from a neighbour
+FINGER_MARGIN = 0.003  # room (m) kept between the object and the finger it is shifted towards
+NEIGHBOUR_BAND = 0.03  # a neighbour's box this close (m) across the fingers' axis stands beside the object
+NEIGHBOUR_DISTANCE = 0.08  # a neighbour's near face this close (m) along the fingers' axis is in their way
 ELONGATED = 1.3  # an object's box this many times longer than wide is taken across its narrow side
 PLACE_TOLERANCE = 0.012  # horizontal error (m) over the destination below which the object is lowered
 REGION_TOLERANCE = 0.4  # share of an In region's half width within which the object is lowered
@@ -70,6 +79,7 @@ class Placing:
     clear_height: float  # top (m) of the destination's box and of the container it belongs to
     slot_direction: np.ndarray | None = None  # (2,) unit, from the destination's centre to the object's place
     # in it, when it shares the destination with other objects
+    finger_shift: np.ndarray | None = None  # (3,) added to a world-frame grasp point: away from a neighbour
 
     @property
     def grasp_point(self) -> np.ndarray:
@@ -84,7 +94,7 @@ class Placing:
             return self.center + offset
         point = self.center + np.asarray(self.grasp.offset)
         point[0] -= self.grasp.rim_radius  # the rim wall on the robot's side sits between the fingers
-        return point
+        return point if self.finger_shift is None else point + self.finger_shift
 
     @property
     def yaw(self) -> float:
@@ -127,6 +137,36 @@ def slot_offset(box: tuple[np.ndarray, np.ndarray], slot: int, slots: int) -> np
     return offset
 
 
+def finger_shift(plan: TaskPlan, view: PrivilegedView, target: int, box: tuple[np.ndarray, np.ndarray]
+                 ) -> np.ndarray | None:
+    """(3,) shift of a world-frame grasp of entity `target` along the fingers' axis, away from the nearest
+    other plan entity beside it: the open fingers (7.8 cm apart) straddle a 4-cm box with room to spare,
+    and the outer finger otherwise comes down on a bowl's rim next to it. None when the fingers' axis is
+    not set by the object (`across_narrow_side`) or nothing stands beside it."""
+    yaw = across_narrow_side(box)
+    if yaw is None:
+        return None
+    axis = np.array([-np.sin(yaw), np.cos(yaw), 0.0])  # the fingers close along it
+    across = np.array([axis[1], -axis[0], 0.0])
+    centre = (box[0] + box[1]) / 2
+    half_width = float(np.abs(axis) @ (box[1] - box[0]) / 2)
+    room = min(MAX_FINGER_SHIFT, OPEN_GAP / 2 - half_width - FINGER_MARGIN)
+    nearest, side = np.inf, 0.0
+    for row in range(len(plan.entities)):
+        low, high = view.box(row)
+        if row == target or not np.any(high - low):
+            continue
+        offset = (low + high) / 2 - centre
+        reach_across = float(np.abs(across) @ (high - low) / 2)
+        along, beside = float(offset @ axis), abs(float(offset @ across))
+        gap = abs(along) - float(np.abs(axis) @ (high - low) / 2)  # from the object's centre to its near face
+        if beside < reach_across + NEIGHBOUR_BAND and 0 < gap < nearest:
+            nearest, side = gap, np.sign(along)
+    if room <= 0 or nearest > NEIGHBOUR_DISTANCE:
+        return None
+    return -side * room * axis
+
+
 def placing(step: SubGoal, plan: TaskPlan, view: PrivilegedView) -> Placing:
     target, destination = (plan.entity(name) for name in step.args)
     center = view.position(target).copy()
@@ -142,7 +182,8 @@ def placing(step: SubGoal, plan: TaskPlan, view: PrivilegedView) -> Placing:
         clear = max(clear, view.box(plan.entity(plan.containers[step.args[1]]))[1][2])
     return Placing(grasp_for(step.kind), center, view.quaternion(target).copy(), view.box(target),
                    goal, view.box(destination), step.predicate == "in",
-                   float(view.position(target, at=0)[2] - center[2]), float(clear), slot_direction)
+                   float(view.position(target, at=0)[2] - center[2]), float(clear), slot_direction,
+                   None if grasp_for(step.kind).yaw is not None else finger_shift(plan, view, target, view.box(target)))
 
 
 def grasp_yaw(place: Placing) -> float | None:
@@ -216,7 +257,8 @@ def standing_under(hand: Hand, plan: TaskPlan, view: PrivilegedView, exclude: st
     tops = [-np.inf]
     for row, name in enumerate(plan.entities):
         low, high = view.box(row)
-        if name != exclude and np.all(hand.eef[:2] > low[:2] - UNDER_MARGIN) and np.all(hand.eef[:2] < high[:2] + UNDER_MARGIN):
+        over = np.all(hand.eef[:2] > low[:2] - UNDER_MARGIN) and np.all(hand.eef[:2] < high[:2] + UNDER_MARGIN)
+        if name != exclude and over:
             tops.append(float(high[2]))
     return max(tops)
 

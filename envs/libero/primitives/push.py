@@ -13,10 +13,9 @@ Stateless: behind the plate and low, or not, is read off the window every step.
 from __future__ import annotations
 
 import numpy as np
-
-from envs.libero.plan import SubGoal, TaskPlan
 from scipy.spatial.transform import Rotation
 
+from envs.libero.plan import SubGoal, TaskPlan
 from envs.libero.primitives.motion import (
     GAIN, ROTATION_GAIN, Hand, action, at_least, orientation_error, rotation_action,
 )
