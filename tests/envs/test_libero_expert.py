@@ -181,3 +181,22 @@ def test_a_box_is_taken_off_centre_away_from_the_bowl_beside_it():
             return (cheese, far_bowl)[row]
 
     assert finger_shift(plan, FarView(), 0, cheese) is None
+
+
+def test_an_object_lifted_out_of_a_drawer_rises_straight_before_travelling():
+    from envs.libero.primitives.grasps import BOWL_GRASP
+    from envs.libero.primitives.pick_place import CARRY_CEILING, carry_by_heights
+
+    plate = np.array([0.055, 0.21, 0.902])
+    plate_box = (plate - [0.07, 0.07, 0.0], plate + [0.07, 0.07, 0.02])
+
+    def lifted_to(height: float) -> np.ndarray:
+        bowl = np.array([0.06, -0.09, height])  # libero_spatial's bowl in the top drawer, 30 cm from the plate
+        place = Placing(BOWL_GRASP, bowl, np.array([0.0, 0.0, 0.0, 1.0]), (bowl - 0.05, bowl + 0.05), plate,
+                        plate_box, False, 0.0, float(plate_box[1][2]))
+        return carry_by_heights(place, np.zeros(3))[:3]
+
+    in_drawer = lifted_to(1.07)
+    assert in_drawer[2] > 0.3 and np.linalg.norm(in_drawer[:2]) < 0.15  # up, barely sideways
+    out = lifted_to(plate[2] + CARRY_CEILING)
+    assert np.linalg.norm(out[:2]) > 0.9  # out of the drawer: travel

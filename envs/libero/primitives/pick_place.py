@@ -367,8 +367,9 @@ def carry_by_heights(place: Placing, rotate: np.ndarray) -> np.ndarray:
         if grasp[2] <= carry_z + 0.03:
             return action(GAIN * np.r_[xy_error, carry_z - grasp[2]], rotate, close=True)
         ceiling = destination[2] + CARRY_CEILING  # picked up from above the carry height: rise on
-        xy_scale = 0.2 if grasp[2] < ceiling - 0.05 else 1.0  # mostly up, out of a drawer or off a shelf
-        return action(GAIN * np.r_[xy_scale * xy_error, min(grasp[2] + 0.03, ceiling) - grasp[2]], rotate,
+        rising = grasp[2] < ceiling - 0.05  # straight up, out of a drawer or off a shelf: sideways, its wall
+        xy_scale = 0.03 if rising else 1.0  # knocks the bowl out of the fingers
+        return action(GAIN * np.r_[xy_scale * xy_error, min(grasp[2] + 0.05, ceiling) - grasp[2]], rotate,
                       close=True)
     release_z = destination[2] + spec.release_height
     resting = grasp[2] < release_z + RESTING_BAND and place.sinking < RESTING_SPEED
