@@ -11,8 +11,8 @@ to start (process, imports) on a local cluster. The same episodes then run on 2 
 the model against the engine (actors already started). Projection, one single-slot actor per core
 (A = 16 x nodes), the 4,500 episodes in task-major blocks: per actor, start + builds x build +
 ceil(4,500 / A) x episode, where builds = the tasks its block touches (at most ceil(block / 50) + 1).
-The measured episode mix stands for the whole suite (the experts script only pick-and-place goals; other
-tasks run the full 400 steps); an upper bound uses 400-step episodes only.
+The measured episode mix stands for the whole suite (an episode the expert fails runs the full 400 steps);
+an upper bound uses 400-step episodes only.
 Writes bench/results/libero90_projection.json.
 """
 
