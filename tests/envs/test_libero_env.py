@@ -128,20 +128,6 @@ def test_expert_solves_a_libero_object_task_from_an_official_init_state(object_s
     assert info["success"] and info["steps"] < object_suite.max_episode_steps
 
 
-@pytest.mark.parametrize(("suite_name", "task_index"), [
-    ("libero_spatial", 9),  # bowl on the cabinet: rim grasp with the hand turned, lifted off a high shelf
-    ("libero_goal", 2),  # wine bottle onto the cabinet: held at the top of its neck
-])
-def test_expert_solves_pick_and_place_from_and_onto_the_cabinet(suite_name, task_index):
-    suite = make_suite(EnvConfig(suite=suite_name))
-    env = suite.make_env(suite.tasks[task_index])
-    try:
-        info = run_expert_episode(suite, env, task_index, episode=0)
-    finally:
-        env.close()
-    assert info["success"] and info["steps"] < suite.max_episode_steps
-
-
 def test_expert_turns_the_hand_a_quarter_turn_for_rim_grasps():
     down = np.array([np.pi, 0.0, 0.0])  # axis-angle of the reset pose: pointing down, fingers along y
     turn = rotation_action(down, BOWL_GRASP.yaw)
