@@ -10,7 +10,10 @@ Stateless: every step the phase is re-derived from the observation window (To = 
     else     approach: open, rise, move above the grasp point, descend.
 Bowls are taken by the rim on the robot's side with the hand turned a quarter turn (fingers closing
 along x), which keeps the 20-cm-wide hand clear of neighbours, drawer walls and the cabinet top; the
-orientation is then servoed from ``obs.state``'s axis-angle.
+orientation is then servoed from ``obs.state``'s axis-angle. Boxes are taken across their narrow side,
+shifted along the fingers away from a plan entity beside them. Objects put On one destination get places
+side by side (`slot_offset`); an object lifted from above its carry height (out of a drawer, off a shelf)
+rises straight before it travels; the hand rises out of a basket before it travels to the next object.
 """
 
 from __future__ import annotations
@@ -23,15 +26,7 @@ from scipy.spatial.transform import Rotation
 from envs.libero.plan import SubGoal, TaskPlan
 from envs.libero.primitives.grasps import GraspSpec, grasp_for
 from envs.libero.primitives.motion import (
-    GAIN,
-    OPEN_GAP,
-    ROTATION_GAIN,
-    Hand,
-    action,
-    at_least,
-    hand_yaw,
-    rotation_action,
-    upright_recovery,
+    GAIN, OPEN_GAP, ROTATION_GAIN, Hand, action, at_least, hand_yaw, rotation_action, upright_recovery,
 )
 from envs.libero.privileged import PrivilegedView
 
