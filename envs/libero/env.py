@@ -24,9 +24,9 @@ import numpy as np
 
 from common.schema import Task
 from envs.base import EnvOptions, TaskEnv, variation_index
-from envs.libero.plan import TaskPlan, UnplannableGoalError, mechanism_fixture, plan_problem
 from envs.libero.entities import EntityProbe
 from envs.libero.mechanisms import MechanismProbe
+from envs.libero.plan import TaskPlan, UnplannableGoalError, mechanism_fixture, plan_problem
 from envs.libero.privileged import PRIVILEGED_DIM, pack
 
 # obs.state as the official demo files store it: obs/ee_pos, obs/ee_ori (axis-angle), obs/gripper_states
