@@ -1,4 +1,4 @@
-"""What the `libero` package says about a task: its suite's benchmark object, BDDL file and goal predicates.
+"""What the `libero` package says about a task: its suite's benchmark object and BDDL file.
 Everything here imports libero lazily, inside the functions."""
 
 from __future__ import annotations
@@ -19,10 +19,3 @@ def libero_benchmark(name: str) -> Any:
 def bddl_file(suite_name: str, task_index: int) -> str:
     """Path of the BDDL file of one task (bundled in the package)."""
     return libero_benchmark(suite_name).get_task_bddl_file_path(task_index)
-
-
-def goal_state(suite_name: str, task_index: int) -> list[list[str]]:
-    """The BDDL goal predicates of one task, e.g. [['in', 'ketchup_1', 'basket_1_contain_region']]."""
-    from libero.libero.envs import bddl_utils
-
-    return bddl_utils.robosuite_parse_problem(bddl_file(suite_name, task_index))["goal_state"]

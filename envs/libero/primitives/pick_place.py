@@ -175,10 +175,10 @@ def placing(step: SubGoal, plan: TaskPlan, view: PrivilegedView) -> Placing:
     clear = view.box(destination)[1][2]
     if step.args[1] in plan.containers:
         clear = max(clear, view.box(plan.entity(plan.containers[step.args[1]]))[1][2])
-    return Placing(grasp_for(step.kind), center, view.quaternion(target).copy(), view.box(target),
-                   goal, view.box(destination), step.predicate == "in",
-                   float(view.position(target, at=0)[2] - center[2]), float(clear), slot_direction,
-                   None if grasp_for(step.kind).yaw is not None else finger_shift(plan, view, target, view.box(target)))
+    grasp, box = grasp_for(step.kind), view.box(target)
+    return Placing(grasp, center, view.quaternion(target).copy(), box, goal, view.box(destination),
+                   step.predicate == "in", float(view.position(target, at=0)[2] - center[2]), float(clear),
+                   slot_direction, None if grasp.yaw is not None else finger_shift(plan, view, target, box))
 
 
 def grasp_yaw(place: Placing) -> float | None:
@@ -210,18 +210,18 @@ def hold_radius(grasp: GraspSpec) -> float:
     return HOLD_RADIUS + grasp.rim_radius
 
 
-def is_holding(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) -> bool:
-    """Whether the hand holds ``step.args[0]`` (closed on something, at its grasp point)."""
-    place = placing(step, plan, view)
+def is_holding(place: Placing, hand: Hand) -> bool:
+    """Whether the hand holds the object of `place` (closed on something, at its grasp point)."""
     return (place.grasp.empty_gap < hand.gap < OPEN_GAP and not hand.closing
             and np.linalg.norm(place.grasp_point - hand.eef) < hold_radius(place.grasp))
 
 
 def is_engaged(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) -> bool:
     """Whether the hand holds ``step.args[0]`` or is coming down onto its grasp point."""
-    grasp = placing(step, plan, view).grasp_point
+    place = placing(step, plan, view)
+    grasp = place.grasp_point
     descending = np.linalg.norm((grasp - hand.eef)[:2]) < 2 * XY_TOLERANCE and hand.eef[2] < grasp[2] + 0.12
-    return descending or is_holding(step, plan, hand, view)
+    return descending or is_holding(place, hand)
 
 
 def pick_place(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) -> np.ndarray:
@@ -232,7 +232,7 @@ def pick_place(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) 
     place = placing(step, plan, view)
     grasp, rotate = place.grasp_point, rotation_action(hand.ori, grasp_yaw(place))
     to_grasp = np.linalg.norm(grasp - hand.eef)
-    if is_holding(step, plan, hand, view):
+    if is_holding(place, hand):
         return carry(place, carrying_rotation(place, hand))
     if hand.closing:
         return action(np.zeros(3), rotate, close=True)
