@@ -79,11 +79,6 @@ def action(move: np.ndarray, rotate: np.ndarray, close: bool) -> np.ndarray:
     return np.r_[np.clip(move, -1.0, 1.0), np.clip(rotate, -1.0, 1.0), 1.0 if close else -1.0]
 
 
-def toward(eef: np.ndarray, target: np.ndarray, gain: float = GAIN) -> np.ndarray:
-    """(3,) move toward `target`, proportional to the error."""
-    return gain * (np.asarray(target) - eef)
-
-
 HOLD_STILL = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float64)  # no motion, gripper open
 
 
