@@ -14,6 +14,9 @@ Batch keys (a batch is a flat ``dict[str, array]``):
     ``obs.rgb.<camera>``   (B, To, 3, H, W) uint8 on disk and in rollouts, float in [0, 1] in the model
     ``task.index``         (B,) int64, the task's index within its suite
     ``task.embedding``     (B, E) float32, a frozen text embedding of the instruction
+    ``suite.index``        (B,) int64, for a policy trained across suites: which of its suites the row is
+                           of (`policies.spec.PolicySpec.suites`); its state and action are padded to the
+                           largest suite's and cameras its suite lacks hold zeros
     ``action``             (B, T, Da) float32
     ``action.is_pad``      (B, T) bool, True where the window ran past the episode's end
 In rollouts the engine also passes, per row, what identifies the moment of the episode:
@@ -35,6 +38,7 @@ OBS_STATE = "obs.state"
 OBS_RGB_PREFIX = "obs.rgb."
 TASK_INDEX = "task.index"
 TASK_EMBEDDING = "task.embedding"
+SUITE_INDEX = "suite.index"
 TASK_INSTRUCTION = "task.instruction"
 ACTION = "action"
 ACTION_IS_PAD = "action.is_pad"

@@ -8,6 +8,10 @@ The suite's task indices are mapped to the checkpoint's by task name. A task the
 trained on can only be run by a text-conditioned policy without task-index embedding; its
 instruction is then embedded with the policy's text encoder (this needs the encoder, once).
 
+A policy trained across suites runs the tasks of one of them at a time: the actor pads the suite's state
+with zeros, gives zero frames for the cameras the suite lacks, says the suite (``suite.index``) and returns
+only the suite's own action dimensions.
+
 Reproducible by construction: the engine batches whichever episodes are waiting, so a row must not
 depend on its batch. Each row's noise is drawn from (episode.seed, episode.step) alone, and the policy
 always runs on micro-batches of exactly `batch_size` rows (the last one padded): CPU kernels pick
@@ -27,8 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.schema import EPISODE_SEED, EPISODE_STEP, OBS_RGB_PREFIX, OBS_STATE, TASK_EMBEDDING, TASK_INDEX, Task
+from common.schema import (EPISODE_SEED, EPISODE_STEP, OBS_RGB_PREFIX, OBS_STATE, SUITE_INDEX, TASK_EMBEDDING,
+                           TASK_INDEX, Task, rgb_key)
 from policies.base import MultitaskPolicy
+from policies.spec import PolicySpec, SuiteShape
 from policies.text_encoder import embed_instructions, make_text_encoder
 
 log = logging.getLogger(__name__)
@@ -61,6 +67,21 @@ def _micro_batch(tensor: torch.Tensor, start: int, size: int) -> torch.Tensor:
     return rows
 
 
+def across_suites(spec: PolicySpec, tasks: list[Task]) -> tuple[int | None, SuiteShape]:
+    """(suite.index of `tasks` in a policy across suites, or None; the dimensions and cameras they use).
+
+    Raises:
+        ValueError: tasks of several suites, or of a suite the policy was not trained on.
+    """
+    suites = sorted({t.suite for t in tasks})
+    if not spec.suites:
+        return None, spec.shape_of(suites[0] if suites else "")
+    if len(suites) != 1:
+        raise ValueError(f"a policy across suites runs the tasks of one suite at a time, got tasks of {suites}")
+    index = spec.suite_index(suites[0])
+    return index, spec.suites[index]
+
+
 class PolicyActor:
     """Wraps a `MultitaskPolicy` into `common.schema.ChunkPolicy` for the tasks of one suite."""
 
@@ -72,6 +93,7 @@ class PolicyActor:
         self.policy = policy.to(self.device).eval()
         self.n_obs_steps, self.n_action_steps = policy.n_obs_steps, policy.n_action_steps
         self.batch_size = batch_size
+        self.suite_index, self.shape = across_suites(policy.spec, tasks)
         known = {t.name: t.index for t in policy.spec.tasks}
         unknown = [t.name for t in tasks if t.name not in known]
         self.task_embeddings: torch.Tensor | None = None
@@ -111,6 +133,8 @@ class PolicyActor:
         inputs = {OBS_STATE: torch.as_tensor(np.asarray(batch[OBS_STATE]), dtype=torch.float32),
                   TASK_INDEX: self.index_map[suite_index]}
         inputs |= {k: torch.as_tensor(np.asarray(v)) for k, v in batch.items() if k.startswith(OBS_RGB_PREFIX)}
+        if self.suite_index is not None:
+            self._pad_to_policy(inputs)
         if self.task_embeddings is not None:
             inputs[TASK_EMBEDDING] = self.task_embeddings[suite_index]
         self.policy.check_batch(inputs)
@@ -120,5 +144,20 @@ class PolicyActor:
             part = {k: _micro_batch(v, start, self.batch_size).to(self.device, non_blocking=True)
                     for k, v in inputs.items()}
             actions = self.policy.predict_action_chunk(part, noise=_micro_batch(noise, start, self.batch_size))
-            chunks.append(actions[:rows - start].float().cpu())
+            chunks.append(actions[:rows - start, :, :self.shape.action_dim].float().cpu())
         return torch.cat(chunks).numpy()
+
+    def _pad_to_policy(self, inputs: dict[str, torch.Tensor]) -> None:
+        """The suite's inputs as the policy across suites takes them: state zero-padded, zero frames for the
+        cameras of other suites, and each row's suite."""
+        spec, state = self.policy.spec, inputs[OBS_STATE]
+        if state.shape[-1] != self.shape.state_dim:
+            raise ValueError(f"obs.state has {state.shape[-1]} dimensions; suite {self.shape.name} of the policy "
+                             f"has {self.shape.state_dim}")
+        inputs[OBS_STATE] = torch.cat([state, state.new_zeros(*state.shape[:-1], spec.state_dim - state.shape[-1])],
+                                      dim=-1)
+        rows, steps = state.shape[:2]
+        for camera in spec.cameras:
+            if camera not in self.shape.cameras:
+                inputs[rgb_key(camera)] = torch.zeros(rows, steps, *spec.image_shapes[camera], dtype=torch.uint8)
+        inputs[SUITE_INDEX] = torch.full((rows,), self.suite_index, dtype=torch.long)

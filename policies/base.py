@@ -8,6 +8,10 @@
 
 A subclass implements `compute_loss` and `sample_actions`; both see the global conditioning
 vector (B, C): the encoded observation window, flattened, then the task conditioning.
+
+A policy trained across suites (`PolicySpec.suites`) reads each row's ``suite.index``: it normalises with that
+suite's statistics, zeroes the state dimensions and camera features the suite does not have (so padding is
+never read), and its losses leave out the action dimensions the suite does not use (`loss_mask`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from common.schema import ACTION, OBS_STATE, rgb_key
+from common.schema import ACTION, ACTION_IS_PAD, OBS_STATE, SUITE_INDEX, rgb_key
 from policies.conditioning import TaskConditioning
 from policies.config import PolicyConfig
 from policies.encoders import ObservationEncoder
@@ -30,18 +34,59 @@ class MultitaskPolicy(nn.Module):
         self.config, self.spec = config, spec
         self.n_obs_steps, self.horizon, self.n_action_steps = config.n_obs_steps, config.horizon, config.n_action_steps
         self.normalizer = Normalizer({OBS_STATE: (config.state_normalization, spec.state_dim),
-                                      ACTION: (config.action_normalization, spec.action_dim)})
+                                      ACTION: (config.action_normalization, spec.action_dim)},
+                                     groups=max(1, len(spec.suites)))
+        shapes = spec.suites or [spec.shape_of("")]  # (S, D) masks of what each suite has; derived from the spec
+        self.register_buffer("suite_state_mask", torch.stack([torch.arange(spec.state_dim) < s.state_dim
+                                                              for s in shapes]), persistent=False)
+        self.register_buffer("suite_action_mask", torch.stack([torch.arange(spec.action_dim) < s.action_dim
+                                                               for s in shapes]), persistent=False)
+        camera_mask = torch.zeros(len(shapes), len(spec.cameras), dtype=torch.bool)
+        for row, shape in enumerate(shapes):
+            camera_mask[row] = torch.tensor([c in shape.cameras for c in spec.cameras], dtype=torch.bool)
+        self.register_buffer("suite_camera_mask", camera_mask, persistent=False)
         self.obs_encoder = ObservationEncoder(config.obs_encoder, spec.state_dim, spec.image_shapes)
         text_dim = text_embedding_dim(config.conditioning.text_encoder) if config.conditioning.text else 0
         self.conditioning = TaskConditioning(config.conditioning, len(spec.tasks), text_dim)
         self.cond_dim = config.n_obs_steps * self.obs_encoder.feature_dim + self.conditioning.output_dim
 
+    def suite_of(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """(B,) int64 suite of each row for a policy across suites (``suite.index``); None for one suite."""
+        if not self.spec.suites:
+            return None
+        if SUITE_INDEX not in batch:
+            raise ValueError(f"the policy was trained across suites {[s.name for s in self.spec.suites]}: the batch "
+                             f"must say each row's suite ({SUITE_INDEX!r})")
+        return batch[SUITE_INDEX].long()
+
     def global_condition(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """batch -> (B, C): observation features of the last To steps, flattened, and task conditioning."""
-        states = self.normalizer.normalize(OBS_STATE, batch[OBS_STATE][:, -self.n_obs_steps:].float())
+        suite = self.suite_of(batch)
+        states = self.normalizer.normalize(OBS_STATE, batch[OBS_STATE][:, -self.n_obs_steps:].float(), suite)
         images = {c: batch[rgb_key(c)][:, -self.n_obs_steps:].float() / 255.0 for c in self.spec.cameras}
-        features = self.obs_encoder(states, images)
+        present = None
+        if suite is not None:
+            states = states * self.suite_state_mask[suite][:, None]  # padded dimensions read as 0, whatever they hold
+            present = {c: self.suite_camera_mask[suite, i] for i, c in enumerate(self.spec.cameras)}
+        features = self.obs_encoder(states, images, present)
         return torch.cat([features.flatten(1), self.conditioning(batch)], dim=-1)
+
+    def normalized_actions(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's action chunk, normalised: (B, T, Da)."""
+        return self.normalizer.normalize(ACTION, batch[ACTION][:, :self.horizon].float(), self.suite_of(batch))
+
+    def loss_mask(self, batch: dict[str, torch.Tensor], padded_steps: bool) -> torch.Tensor | None:
+        """(B, T, Da) float: 1 where an action's error counts, 0 on the action dimensions of another suite and,
+        with `padded_steps`, on steps past the episode's end; None when everything counts."""
+        suite = self.suite_of(batch)
+        if suite is None and not padded_steps:
+            return None
+        keep = torch.ones(len(batch[ACTION]), self.horizon, self.spec.action_dim, device=batch[ACTION].device)
+        if padded_steps:
+            keep = keep * (~batch[ACTION_IS_PAD][:, :self.horizon, None])
+        if suite is not None:
+            keep = keep * self.suite_action_mask[suite][:, None]
+        return keep
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The training loss (so DistributedDataParallel, which wraps forward, syncs its gradients)."""
@@ -90,7 +135,8 @@ class MultitaskPolicy(nn.Module):
         if noise is None:
             noise = torch.randn(cond.shape[0], *self.noise_shape, generator=generator)
         noise = noise.to(device=cond.device, dtype=cond.dtype)
-        return self.normalizer.unnormalize(ACTION, self.sample_actions(cond, noise, batch).float())
+        actions = self.sample_actions(cond, noise, batch).float()
+        return self.normalizer.unnormalize(ACTION, actions, self.suite_of(batch))
 
     def check_batch(self, batch: dict[str, torch.Tensor]) -> None:
         """Raise ValueError naming the key whose shape does not fit the spec."""
@@ -103,3 +149,11 @@ class MultitaskPolicy(nn.Module):
             if shape[2:] != tail or shape[1] < self.n_obs_steps:
                 raise ValueError(f"{key} has shape {shape}, the policy expects (B, >={self.n_obs_steps}, "
                                  f"{', '.join(map(str, tail))})")
+
+
+def masked_mean(error: torch.Tensor, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """error (B, T, Da) and `MultitaskPolicy.loss_mask` -> (mean over what is kept, (B,) the same per sample)."""
+    if keep is None:
+        return error.mean(), error.mean((1, 2))
+    kept = error * keep
+    return kept.sum() / keep.sum().clamp_min(1), kept.sum((1, 2)) / keep.sum((1, 2)).clamp_min(1)

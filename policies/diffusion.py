@@ -19,9 +19,9 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 from torch.nn import functional as F
 
-from common.schema import ACTION, ACTION_IS_PAD, TASK_EMBEDDING, TASK_INDEX
+from common.schema import TASK_EMBEDDING, TASK_INDEX
 from policies.adapters import NO_TASK, AdapterConfig, adapter_tasks, task_selected_layers, wrap_with_task_adapters
-from policies.base import MultitaskPolicy
+from policies.base import MultitaskPolicy, masked_mean
 from policies.config import PolicyConfig
 from policies.denoisers import DENOISERS, TransformerDenoiserConfig, UNetConfig, make_denoiser
 from policies.moe import ROUTE_STEP, ROUTE_TIMESTEP, moe_layers
@@ -81,13 +81,18 @@ class DiffusionPolicy(MultitaskPolicy):
         self.adapter_layers = task_selected_layers(self.denoiser)
 
     def _denoise(self, batch: dict[str, torch.Tensor]):
-        """(noisy (B, T, Da), steps (B,), cond (B, C)) -> prediction, with the batch's routing and adapters."""
+        """(noisy (B, T, Da), steps (B,), cond (B, C)) -> prediction, with the batch's routing and adapters (and,
+        across suites, the action dimensions of other suites zeroed: never read)."""
         route = self.conditioning.routing_context(batch)
         tasks = None
         if self.config.adapters.enabled:
             tasks = batch[TASK_INDEX] if TASK_EMBEDDING not in batch else torch.full_like(batch[TASK_INDEX], NO_TASK)
+        suite = self.suite_of(batch)
+        own_dims = None if suite is None else self.suite_action_mask[suite][:, None]  # (B, 1, Da)
 
         def denoise(noisy: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            if own_dims is not None:
+                noisy = noisy * own_dims
             with adapter_tasks(self.adapter_layers, tasks):  # no layers without adapters: nothing to set
                 return self.denoiser(noisy, steps, cond, route)
 
@@ -96,19 +101,14 @@ class DiffusionPolicy(MultitaskPolicy):
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """batch: obs (B, To, ...), ``action`` (B, T, Da), ``action.is_pad`` (B, T) -> {"loss", and its parts}."""
         cond = self.global_condition(batch)
-        actions = self.normalizer.normalize(ACTION, batch[ACTION][:, :self.horizon].float())
+        actions = self.normalized_actions(batch)
         noise = torch.randn_like(actions)
         steps = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.train_scheduler.add_noise(actions, noise, steps)
         prediction = self._denoise(batch)(noisy, steps, cond)
         target = noise if self.config.prediction_type == PredictionType.epsilon else actions
         error = F.mse_loss(prediction.float(), target, reduction="none")  # (B, T, Da)
-        if self.config.mask_padding:
-            keep = (~batch[ACTION_IS_PAD][:, :self.horizon, None]).expand_as(error).float()
-            loss = (error * keep).sum() / keep.sum().clamp_min(1)
-            per_sample = (error * keep).sum((1, 2)) / keep.sum((1, 2)).clamp_min(1)
-        else:
-            loss, per_sample = error.mean(), error.mean((1, 2))
+        loss, per_sample = masked_mean(error, self.loss_mask(batch, padded_steps=self.config.mask_padding))
         if not self.moe:
             return {"loss": loss, "loss_per_sample": per_sample}
         balance = sum(layer.balance_loss for _, layer in self.moe) / len(self.moe)

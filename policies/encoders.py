@@ -98,12 +98,27 @@ class ObservationEncoder(nn.Module):
                                        nn.Linear(config.state_hidden_dim, config.state_feature_dim))
         self.cameras = list(image_shapes)
         self.image_encoders = nn.ModuleDict({c: ImageEncoder(config, s) for c, s in image_shapes.items()})
+        self.image_feature_dim = config.image_feature_dim
         self.feature_dim = config.state_feature_dim + len(self.cameras) * config.image_feature_dim
 
-    def forward(self, states: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, states: torch.Tensor, images: dict[str, torch.Tensor],
+                present: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """`present`: camera -> (B,) bool, the rows that have the camera (a policy across suites); the others'
+        frames are never encoded and their features are zeros. None: every row has every camera."""
         features = [self.state_mlp(states)]
         for camera in self.cameras:
             frames = images[camera]
-            b, to = frames.shape[:2]
-            features.append(self.image_encoders[camera](frames.flatten(0, 1)).unflatten(0, (b, to)))
+            rows = None if present is None else present[camera]
+            if rows is None or bool(rows.all()):
+                features.append(self._encode(camera, frames))
+                continue
+            encoded = states.new_zeros(*frames.shape[:2], self.image_feature_dim)
+            if bool(rows.any()):
+                encoded = encoded.index_put((rows.nonzero()[:, 0],), self._encode(camera, frames[rows]).to(encoded))
+            features.append(encoded)
         return torch.cat(features, dim=-1)
+
+    def _encode(self, camera: str, frames: torch.Tensor) -> torch.Tensor:
+        """(B, To, 3, H, W) -> (B, To, image_feature_dim)."""
+        b, to = frames.shape[:2]
+        return self.image_encoders[camera](frames.flatten(0, 1)).unflatten(0, (b, to))

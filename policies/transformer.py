@@ -13,8 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from common.schema import ACTION, ACTION_IS_PAD
-from policies.base import MultitaskPolicy
+from policies.base import MultitaskPolicy, masked_mean
 from policies.config import PolicyConfig
 from policies.registry import register_policy
 from policies.spec import PolicySpec
@@ -51,11 +50,10 @@ class TransformerPolicy(MultitaskPolicy):
         return self.head(self.norm(self.encoder(tokens))[:, 1:])
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        target = self.normalizer.normalize(ACTION, batch[ACTION][:, :self.horizon].float())
-        error = F.l1_loss(self._chunk(self.global_condition(batch)).float(), target, reduction="none")
-        keep = (~batch[ACTION_IS_PAD][:, :self.horizon, None]).expand_as(error).float()
-        return {"loss": (error * keep).sum() / keep.sum().clamp_min(1),
-                "loss_per_sample": (error * keep).sum((1, 2)) / keep.sum((1, 2)).clamp_min(1)}
+        error = F.l1_loss(self._chunk(self.global_condition(batch)).float(), self.normalized_actions(batch),
+                          reduction="none")
+        loss, per_sample = masked_mean(error, self.loss_mask(batch, padded_steps=True))
+        return {"loss": loss, "loss_per_sample": per_sample}
 
     def sample_actions(self, cond: torch.Tensor, noise: torch.Tensor,
                        batch: dict[str, torch.Tensor]) -> torch.Tensor:

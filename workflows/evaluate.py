@@ -125,15 +125,18 @@ def learned_policy(policy: MultitaskPolicy, suite: Suite, source: dict[str, Any]
 
 
 def check_policy_fits(spec: PolicySpec, suite: Suite) -> None:
-    """Raise ValueError when the policy's state, action or camera inputs do not match the suite's envs."""
-    if (spec.state_dim, spec.action_dim) != (suite.state_dim, suite.action_dim):
-        raise ValueError(f"the policy was trained for state dim {spec.state_dim} and action dim {spec.action_dim} "
-                         f"({spec.tasks[0].suite}); {suite.name} has {suite.state_dim} and {suite.action_dim}")
+    """Raise ValueError when the policy's state, action or camera inputs do not match the suite's envs (for a
+    policy across suites: those of the suite among its own, which must be one of them)."""
+    own = spec.shape_of(suite.config.suite)
+    if (own.state_dim, own.action_dim) != (suite.state_dim, suite.action_dim):
+        raise ValueError(f"the policy was trained for state dim {own.state_dim} and action dim {own.action_dim} "
+                         f"({own.name}); {suite.name} has {suite.state_dim} and {suite.action_dim}")
     size = suite.config.image_size
-    for camera, shape in spec.image_shapes.items():
+    for camera in own.cameras:
+        shape = spec.image_shapes[camera]
         if camera not in suite.config.cameras or tuple(shape) != (3, size, size):
             raise ValueError(f"the policy needs camera {camera!r} at {shape[1]}x{shape[2]}; run with "
-                             f"env.cameras={spec.cameras} env.image_size={shape[1]}")
+                             f"env.cameras={own.cameras} env.image_size={shape[1]}")
 
 
 def checkpoint_label(checkpoint: str) -> str:

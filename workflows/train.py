@@ -5,6 +5,10 @@ runs it.
 Writes into `out_dir` (default outputs/train/<name>): config.yaml, checkpoints/last (weights, config,
 training state; re-running the same command resumes from it), checkpoints/step_<N>, tensorboard/,
 eval/step_<N>/ (evaluations during training) and final_eval/ (results.json, results.md, videos/).
+
+With `joint_suites` one policy is trained on several suites at once (a policy across suites: one task table,
+state and actions padded with masks, per-suite normalisation; `policies.spec`), and every evaluation runs
+each suite, into eval/step_<N>/<suite>/ and final_eval/<suite>/.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from omegaconf import MISSING, OmegaConf
 
 from common.atomic import ensure_folder, write_text
 from datasets.config import DatasetConfig
+from datasets.joint import JointDataset
 from datasets.sampling import sample_weights
 from datasets.sequence_dataset import MultitaskSequenceDataset
 from datasets.source import SOURCES
@@ -43,6 +48,16 @@ log = logging.getLogger("train")
 
 
 @dataclass
+class JointSuiteConfig:
+    """A suite the same policy is trained on beside `env` (one policy across suites): its envs and its data."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    dataset: DatasetConfig = MISSING
+    collect_episodes_per_task: int | None = None  # demonstrations to collect where missing; None: the run's
+    final_eval_episodes_per_task: int | None = None  # None: the suite's official protocol
+
+
+@dataclass
 class TrainConfig:
     name: str = "mt10_state"  # run name: out_dir defaults to outputs/train/<name>
     env: EnvConfig = field(default_factory=EnvConfig)  # suite: task table, collection and evaluation
@@ -58,6 +73,8 @@ class TrainConfig:
     final_eval_episodes_per_task: int | None = None  # None: the official protocol
     init_checkpoint: str | None = None  # start from this checkpoint's weights (its normaliser too): a fine-tune
     train_tasks: list[str] | None = None  # train on these tasks' demonstrations only; the task table stays whole
+    joint_suites: dict[str, JointSuiteConfig] = field(default_factory=dict)  # more suites for the same policy, by
+    # name (configs/experiment/mt10_libero_object.yaml): one task table, evaluated on every suite
     out_dir: str | None = None  # None: outputs/train/<name> (in a hydra multirun: its sweep folder per job)
     progress: bool = True
 
@@ -67,6 +84,13 @@ class TrainConfig:
         for name in ("eval_episodes_per_task", "collect_episodes_per_task"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, joint in self.joint_suites.items():
+            for field_name in ("collect_episodes_per_task", "final_eval_episodes_per_task"):
+                value = getattr(joint, field_name)
+                if value is not None and value < 1:
+                    raise ValueError(f"joint_suites.{name}.{field_name} must be >= 1 or null, got {value}")
+        if self.joint_suites and self.train_tasks is not None:
+            raise ValueError("train_tasks picks tasks of one suite; it does not combine with joint_suites")
         if self.final_eval_episodes_per_task is not None and self.final_eval_episodes_per_task < 1:
             raise ValueError(f"final_eval_episodes_per_task must be >= 1 or null (the official protocol), got "
                              f"{self.final_eval_episodes_per_task}")
@@ -76,31 +100,42 @@ ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 POLICIES.discover()  # the policies' config schemas, policy/<name>_schema, are what configs/policy/*.yaml extend
 
 
-def ensure_demonstrations(cfg: TrainConfig, suite: Suite) -> None:
+def suites_trained(cfg: TrainConfig) -> list[JointSuiteConfig]:
+    """Env, dataset and collection of every suite the policy is trained on: `env` first, then `joint_suites`."""
+    return [JointSuiteConfig(cfg.env, cfg.dataset, cfg.collect_episodes_per_task, cfg.final_eval_episodes_per_task),
+            *cfg.joint_suites.values()]
+
+
+def ensure_demonstrations(cfg: TrainConfig, trained: JointSuiteConfig, suite: Suite) -> None:
     """Collect expert demonstrations for the suite's tasks that have no file in dataset.path yet (formats the
     collection writes only: a LeRobot folder is read as it is)."""
-    if not isinstance(cfg.dataset.path, str) or not cfg.collect_missing or not SOURCES.get(cfg.dataset.format).collected:
+    dataset, episodes = trained.dataset, trained.collect_episodes_per_task or cfg.collect_episodes_per_task
+    if not isinstance(dataset.path, str) or not cfg.collect_missing or not SOURCES.get(dataset.format).collected:
         return
-    missing = [t.name for t in suite.tasks if not task_file(Path(cfg.dataset.path), t).exists()]
+    missing = [t.name for t in suite.tasks if not task_file(Path(dataset.path), t).exists()]
     if not missing:
         return
     log.info("no demonstrations for %d tasks in %s: collecting %d per task with the scripted experts",
-             len(missing), cfg.dataset.path, cfg.collect_episodes_per_task)
-    collect(CollectConfig(env=dataclasses.replace(cfg.env, goal_set=GoalSet.random),
+             len(missing), dataset.path, episodes)
+    collect(CollectConfig(env=dataclasses.replace(trained.env, goal_set=GoalSet.random),
                           rollout=dataclasses.replace(cfg.rollout, videos_per_task=0),
-                          episodes_per_task=cfg.collect_episodes_per_task, out_dir=cfg.dataset.path,
-                          progress=cfg.progress))
+                          episodes_per_task=episodes, out_dir=dataset.path, progress=cfg.progress))
 
 
-def build_policy(cfg: TrainConfig, suite: Suite, dataset: MultitaskSequenceDataset) -> MultitaskPolicy:
-    """The policy for the suite's task table, with normaliser statistics and instruction embeddings set."""
-    spec = PolicySpec(state_dim=dataset.state_dim, action_dim=dataset.action_dim, tasks=list(suite.tasks),
-                      image_shapes=dict(dataset.image_shapes))
-    check_policy_fits(spec, suite)
-    window = (cfg.policy.n_obs_steps, cfg.policy.horizon, cfg.policy.n_action_steps)
-    if window != (dataset.n_obs_steps, dataset.horizon, dataset.n_action_steps):
-        raise ValueError(f"policy (n_obs_steps, horizon, n_action_steps) = {window} but the dataset cuts windows "
-                         f"of {(dataset.n_obs_steps, dataset.horizon, dataset.n_action_steps)}")
+def build_policy(cfg: TrainConfig, suites: list[Suite], datasets: list[MultitaskSequenceDataset]) -> MultitaskPolicy:
+    """The policy for the suites' task table (one suite, or several one after another: a policy across suites),
+    with normaliser statistics (per suite) and instruction embeddings set."""
+    specs = []
+    for suite, dataset in zip(suites, datasets):
+        specs.append(PolicySpec(state_dim=dataset.state_dim, action_dim=dataset.action_dim, tasks=list(suite.tasks),
+                                image_shapes=dict(dataset.image_shapes)))
+        check_policy_fits(specs[-1], suite)
+        window = (cfg.policy.n_obs_steps, cfg.policy.horizon, cfg.policy.n_action_steps)
+        cut = (dataset.n_obs_steps, dataset.horizon, dataset.n_action_steps)
+        if window != cut:
+            raise ValueError(f"policy (n_obs_steps, horizon, n_action_steps) = {window} but the dataset of "
+                             f"{suite.name} cuts windows of {cut}")
+    spec = specs[0] if len(specs) == 1 else PolicySpec.across_suites(specs)
     policy = make_policy(cfg.policy, spec)
     if cfg.init_checkpoint:  # a fine-tune keeps the base's normaliser, so that its weights stay comparable
         base, record = load_policy(cfg.init_checkpoint)
@@ -109,27 +144,36 @@ def build_policy(cfg: TrainConfig, suite: Suite, dataset: MultitaskSequenceDatas
                              "than this run's; fine-tune with the base run's policy settings and suite")
         policy.load_state_dict(base.state_dict())
         return policy
-    policy.normalizer.fit(load_or_compute_statistics(dataset))
+    for group, dataset in enumerate(datasets):  # a policy across suites: each suite's own statistics
+        policy.normalizer.fit(load_or_compute_statistics(dataset), group=group)
     if cfg.policy.conditioning.text:
         encoder = make_text_encoder(cfg.policy.conditioning.text_encoder)
-        policy.conditioning.set_text_table(embed_instructions(encoder, [t.instruction for t in suite.tasks]))
+        policy.conditioning.set_text_table(embed_instructions(encoder, [t.instruction for t in spec.tasks]))
     n_params = sum(p.numel() for p in policy.parameters())
     log.info("policy %s: %.2fM parameters, conditioning on %s", cfg.policy.name, n_params / 1e6,
              "+".join(k for k in ("task_index", "text") if getattr(cfg.policy.conditioning, k)))
     return policy
 
 
-def evaluation(cfg: TrainConfig, trainer: Trainer, out_dir: Path, episodes: int | None, videos: int) -> dict:
-    """Evaluate the trainer's acting weights (EMA) as they are in memory; returns results.json's content.
-    The results record the sha256 of exactly these weights (that of checkpoints/step_<N> when one is saved)."""
+def evaluation(cfg: TrainConfig, trainer: Trainer, out_dir: Path, videos: int, episodes: int | None = None) -> dict:
+    """Evaluate the trainer's acting weights (EMA) as they are in memory, `episodes` per task (None: each suite's
+    final_eval_episodes_per_task); returns results.json's content (a policy across suites: {suite: its
+    results}, each written to out_dir/<suite>/). The results record the sha256 of exactly these weights (that
+    of checkpoints/step_<N> when one is saved)."""
     state = trainer.acting_state_dict()
-    eval_cfg = EvalConfig(env=cfg.env, device=cfg.trainer.device,
-                          rollout=dataclasses.replace(cfg.rollout, videos_per_task=videos),
-                          episodes_per_task=episodes, out_dir=str(out_dir), progress=cfg.progress)
     source = {"training_run": str(trainer.out_dir.resolve()), "step": trainer.step, "sha256": weights_sha256(state)}
-    under_test = learned_policy(trainer.acting_policy(state), make_suite(cfg.env), source,
-                                f"{cfg.name}_step_{trainer.step:07d}", cfg.trainer.device, cfg.rollout)
-    return evaluate(eval_cfg, under_test)
+    policy, results = trainer.acting_policy(state), {}
+    for trained in suites_trained(cfg):
+        env = trained.env
+        folder = out_dir / env.suite if cfg.joint_suites else out_dir
+        eval_cfg = EvalConfig(env=env, device=cfg.trainer.device,
+                              rollout=dataclasses.replace(cfg.rollout, videos_per_task=videos),
+                              episodes_per_task=episodes or trained.final_eval_episodes_per_task,
+                              out_dir=str(folder), progress=cfg.progress)
+        under_test = learned_policy(policy, make_suite(env), source, f"{cfg.name}_step_{trainer.step:07d}",
+                                    cfg.trainer.device, cfg.rollout)
+        results[env.suite] = evaluate(eval_cfg, under_test)
+    return results if cfg.joint_suites else results[cfg.env.suite]
 
 
 def default_out_dir(name: str) -> Path:
@@ -145,22 +189,27 @@ def default_out_dir(name: str) -> Path:
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Collect (if needed), train and evaluate; returns {"step", "checkpoint", "final_eval" (or None)}."""
+    """Collect (if needed), train and evaluate; returns {"step", "checkpoint", "final_eval" (or None; a policy
+    across suites: {suite: results})}."""
     torch.set_float32_matmul_precision("high")
-    suite = make_suite(cfg.env)
+    suites = [make_suite(trained.env) for trained in suites_trained(cfg)]
     out_dir = Path(cfg.out_dir) if cfg.out_dir else default_out_dir(cfg.name)
     rank, _, _ = init_distributed(cfg.trainer.device, cfg.trainer.distributed_timeout_s,
                                   cfg.trainer.main_process_timeout_s)
     if rank == 0:
         ensure_folder(out_dir, "out_dir")
-        ensure_demonstrations(cfg, suite)
+        for suite, trained in zip(suites, suites_trained(cfg)):
+            ensure_demonstrations(cfg, trained, suite)
     wait_for_main_process()  # the other processes read the files rank 0 collected
-    dataset = MultitaskSequenceDataset(dataclasses.replace(cfg.dataset, task_names=[t.name for t in suite.tasks],
-                                                           task_instructions=[t.instruction for t in suite.tasks],
-                                                           only_tasks=cfg.train_tasks))
-    policy = build_policy(cfg, suite, dataset)
+    datasets = [MultitaskSequenceDataset(dataclasses.replace(trained.dataset, task_names=[t.name for t in suite.tasks],
+                                                             task_instructions=[t.instruction for t in suite.tasks],
+                                                             only_tasks=cfg.train_tasks))
+                for suite, trained in zip(suites, suites_trained(cfg))]
+    policy = build_policy(cfg, suites, datasets)
+    dataset = datasets[0] if len(datasets) == 1 else JointDataset(datasets, [len(s.tasks) for s in suites])
     trainer = Trainer(cfg.trainer, policy, dataset, out_dir, sample_weights(dataset, cfg.dataset.task_balanced),
-                      metadata={"suite": suite.name, "run": cfg.name, "dataset": str(dataset.root)},
+                      metadata={"suite": " + ".join(s.name for s in suites), "run": cfg.name,
+                                "dataset": str(dataset.root)},
                       progress=cfg.progress)
     trainer.resume()  # refuses a run of another policy in out_dir before its config.yaml is touched
     if trainer.is_main:
@@ -169,13 +218,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     def periodic_eval(step: int, trainer: Trainer) -> dict[str, float]:
         if step == cfg.trainer.num_steps and cfg.final_eval:
             return {}  # the final evaluation below covers the last step
-        result = evaluation(cfg, trainer, out_dir / "eval" / f"step_{step:07d}", cfg.eval_episodes_per_task, 0)
+        result = evaluation(cfg, trainer, out_dir / "eval" / f"step_{step:07d}", 0, cfg.eval_episodes_per_task)
+        if cfg.joint_suites:
+            return {f"success_rate/{name}": part["suite"]["mean_success"] for name, part in result.items()}
         return {"success_rate": result["suite"]["mean_success"]}
 
     trainer.add_callback(cfg.eval_every, periodic_eval)
     step = trainer.fit()
     result = None
     if cfg.final_eval and trainer.is_main:
-        result = evaluation(cfg, trainer, out_dir / "final_eval", cfg.final_eval_episodes_per_task,
-                            cfg.rollout.videos_per_task)
+        result = evaluation(cfg, trainer, out_dir / "final_eval", cfg.rollout.videos_per_task)
     return {"step": step, "checkpoint": trainer.checkpoint_dir / "last", "final_eval": result}
