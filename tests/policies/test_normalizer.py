@@ -53,6 +53,41 @@ def test_older_state_dicts_without_constant_masks_still_load(data):
     torch.testing.assert_close(restored.unnormalize("action", torch.ones(1, 3))[0, 2], torch.tensor(6.0))
 
 
+def test_older_state_dicts_with_one_map_per_key_load_as_the_one_group(data):
+    fitted = Normalizer({"action": ("min_max", 3)})
+    fitted.fit({"action": _stats(data["action"])})
+    older = {k: v[0] for k, v in fitted.state_dict().items()}  # (D,) buffers, as written before groups
+    assert all(v.shape == (3,) for v in older.values())
+    restored = Normalizer({"action": ("min_max", 3)})
+    restored.load_state_dict(older)
+    x = torch.from_numpy(data["action"][:10])
+    torch.testing.assert_close(restored.normalize("action", x), fitted.normalize("action", x), rtol=0, atol=0)
+
+
+def fitted_normalizer(actions: np.ndarray) -> Normalizer:
+    norm = Normalizer({"action": ("min_max", 3)})
+    norm.fit({"action": _stats(actions)})
+    return norm
+
+
+def test_each_group_has_its_own_map_and_fewer_dimensions_are_padded_with_zero(data):
+    norm = Normalizer({"action": ("min_max", 3)}, groups=2)
+    norm.fit({"action": _stats(data["action"])}, group=0)
+    narrow = data["action"][:, :2] * 10 + 4  # another suite: two dimensions of its own, another range
+    norm.fit({"action": _stats(narrow)}, group=1)
+    rows = torch.cat([torch.from_numpy(data["action"][:5]), torch.from_numpy(np.pad(narrow[:5], ((0, 0), (0, 1))))])
+    groups = torch.tensor([0] * 5 + [1] * 5)
+    y = norm.normalize("action", rows[:, None], groups)  # (B, 1, D): rows broadcast over the middle axis
+    torch.testing.assert_close(y[:5, 0], fitted_normalizer(data["action"]).normalize("action", rows[:5]))
+    assert bool((y[5:, 0, :2].abs() <= 1).all()) and not y[5:, 0, 2].any()  # padding stays 0
+    back = norm.unnormalize("action", torch.full((10, 1, 3), 0.7), groups)
+    assert not back[5:, 0, 2].any()  # a dimension the group does not have is returned as 0
+    torch.testing.assert_close(norm.unnormalize("action", y, groups), rows[:, None])
+    with pytest.raises(ValueError, match="group"):
+        norm.normalize("action", rows)  # several groups: each row must say its own
+
+
+
 def test_statistics_travel_in_the_state_dict(data):
     fitted = Normalizer({"action": ("min_max", 3)})
     fitted.fit({"action": _stats(data["action"])})
