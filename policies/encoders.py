@@ -104,7 +104,8 @@ class ObservationEncoder(nn.Module):
     def forward(self, states: torch.Tensor, images: dict[str, torch.Tensor],
                 present: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """`present`: camera -> (B,) bool, the rows that have the camera (a policy across suites); the others'
-        frames are never encoded and their features are zeros. None: every row has every camera."""
+        frames are never encoded and their features are zeros. None: every row has every camera. The encoder
+        runs even on no rows, so its parameters always get a (zero) gradient, as DistributedDataParallel needs."""
         features = [self.state_mlp(states)]
         for camera in self.cameras:
             frames = images[camera]
@@ -113,9 +114,7 @@ class ObservationEncoder(nn.Module):
                 features.append(self._encode(camera, frames))
                 continue
             encoded = states.new_zeros(*frames.shape[:2], self.image_feature_dim)
-            if bool(rows.any()):
-                encoded = encoded.index_put((rows.nonzero()[:, 0],), self._encode(camera, frames[rows]).to(encoded))
-            features.append(encoded)
+            features.append(encoded.index_put((rows.nonzero()[:, 0],), self._encode(camera, frames[rows]).to(encoded)))
         return torch.cat(features, dim=-1)
 
     def _encode(self, camera: str, frames: torch.Tensor) -> torch.Tensor:

@@ -185,3 +185,12 @@ def test_a_policy_across_suites_saves_and_loads_with_its_suites_and_statistics(t
     noise = torch.randn(6, 8, 3, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(loaded.predict_action_chunk(joint_batch(), noise=noise.clone()),
                                policy.predict_action_chunk(joint_batch(), noise=noise.clone()), rtol=0, atol=0)
+
+
+def test_a_batch_without_any_row_of_a_camera_still_gives_its_encoder_a_zero_gradient():
+    """DistributedDataParallel needs a gradient for every parameter from every process's shard."""
+    policy = joint_policy().train()
+    arm_only = {k: v[::2] for k, v in joint_batch().items()}  # rows 0, 2, 4: the arm suite, no camera
+    policy.compute_loss(arm_only)["loss"].backward()
+    grads = [p.grad for p in policy.obs_encoder.image_encoders["wrist"].parameters()]
+    assert all(g is not None and not g.any() for g in grads)
