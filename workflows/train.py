@@ -192,19 +192,20 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     """Collect (if needed), train and evaluate; returns {"step", "checkpoint", "final_eval" (or None; a policy
     across suites: {suite: results})}."""
     torch.set_float32_matmul_precision("high")
-    suites = [make_suite(trained.env) for trained in suites_trained(cfg)]
+    trained_on = suites_trained(cfg)
+    suites = [make_suite(trained.env) for trained in trained_on]
     out_dir = Path(cfg.out_dir) if cfg.out_dir else default_out_dir(cfg.name)
     rank, _, _ = init_distributed(cfg.trainer.device, cfg.trainer.distributed_timeout_s,
                                   cfg.trainer.main_process_timeout_s)
     if rank == 0:
         ensure_folder(out_dir, "out_dir")
-        for suite, trained in zip(suites, suites_trained(cfg)):
+        for suite, trained in zip(suites, trained_on):
             ensure_demonstrations(cfg, trained, suite)
     wait_for_main_process()  # the other processes read the files rank 0 collected
     datasets = [MultitaskSequenceDataset(dataclasses.replace(trained.dataset, task_names=[t.name for t in suite.tasks],
                                                              task_instructions=[t.instruction for t in suite.tasks],
                                                              only_tasks=cfg.train_tasks))
-                for suite, trained in zip(suites, suites_trained(cfg))]
+                for suite, trained in zip(suites, trained_on)]
     policy = build_policy(cfg, suites, datasets)
     dataset = datasets[0] if len(datasets) == 1 else JointDataset(datasets, [len(s.tasks) for s in suites])
     trainer = Trainer(cfg.trainer, policy, dataset, out_dir, sample_weights(dataset, cfg.dataset.task_balanced),

@@ -9,7 +9,7 @@ import torch
 
 from common.schema import ACTION, ACTION_IS_PAD, EPISODE_SEED, EPISODE_STEP, OBS_STATE, SUITE_INDEX, TASK_INDEX, \
     Task, rgb_key
-from policies.acting import PolicyActor
+from policies.acting import PolicyActor, episode_noise
 from policies.checkpoint import load_policy, save_policy
 from policies.registry import make_policy
 from policies.spec import PolicySpec, SuiteShape
@@ -166,7 +166,6 @@ def test_the_actor_runs_one_suite_of_the_policy_in_its_own_dimensions_and_refuse
     padded = {OBS_STATE: torch.cat([torch.from_numpy(batch[OBS_STATE]), torch.zeros(2, 2, 3)], -1),
               rgb_key("wrist"): torch.from_numpy(batch[rgb_key("wrist")]), TASK_INDEX: torch.tensor([3, 2]),
               SUITE_INDEX: torch.tensor([1, 1])}
-    from policies.acting import episode_noise
     expected = policy.predict_action_chunk(padded, noise=episode_noise(batch[EPISODE_SEED], batch[EPISODE_STEP],
                                                                        (8, 3)))
     np.testing.assert_array_equal(chunk, expected[:, :, :2].numpy())
