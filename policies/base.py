@@ -88,6 +88,12 @@ class MultitaskPolicy(nn.Module):
             keep = keep * self.suite_action_mask[suite][:, None]
         return keep
 
+    @property
+    def losses_are_per_sample(self) -> bool:
+        """Whether each sample's loss depends on that sample alone and the loss has no batch-level term, so a
+        batch's per-task losses (and their gradients) may come from one forward pass per task's rows."""
+        return True
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The training loss (so DistributedDataParallel, which wraps forward, syncs its gradients)."""
         return self.compute_loss(batch)

@@ -98,6 +98,10 @@ class DiffusionPolicy(MultitaskPolicy):
 
         return denoise
 
+    @property
+    def losses_are_per_sample(self) -> bool:
+        return not self.moe  # a mixture's balance loss is a statistic of the whole batch's routing
+
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """batch: obs (B, To, ...), ``action`` (B, T, Da), ``action.is_pad`` (B, T) -> {"loss", and its parts}."""
         cond = self.global_condition(batch)

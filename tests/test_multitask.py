@@ -7,6 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from common.schema import ACTION_IS_PAD, TASK_INDEX
+from policies.registry import make_policy
+from tests.policies.conftest import tiny_batch, tiny_config, tiny_spec
 from tests.test_trainer import RandomWindows, assert_same_run, tiny_policy, trainer_config
 from training.multitask import MultitaskConfig, conflict_share, make_method, task_losses
 from training.sampler import TaskStratifiedBatchSampler
@@ -66,8 +69,8 @@ def test_pcgrad_projects_out_the_conflicting_components():
 def test_mgda_takes_the_smallest_vector_of_the_convex_hull():
     update, g, _ = update_direction("mgda")
     best = min((((1 - a) * g[0] + a * g[1]).norm(), a) for a in torch.linspace(0, 1, 2001))[1]
-    torch.testing.assert_close(update / update.norm(), (((1 - best) * g[0] + best * g[1])) /
-                               (((1 - best) * g[0] + best * g[1])).norm(), atol=2e-3, rtol=0)
+    torch.testing.assert_close(update / update.norm(), ((1 - best) * g[0] + best * g[1]) /
+                               ((1 - best) * g[0] + best * g[1]).norm(), atol=2e-3, rtol=0)
 
 
 def test_imtl_g_gives_every_task_the_same_projection():
@@ -110,6 +113,63 @@ def test_famo_shifts_weight_to_the_task_whose_loss_falls_slowest():
         method.after_step(outputs(), tasks)
     weights = torch.softmax(method.inner._w.detach(), 0)
     assert weights[1] > 0.7 > 0.3 > weights[0]
+
+
+@pytest.mark.parametrize("method", ["upgrad", "pcgrad", "cagrad"])
+def test_per_task_passes_give_the_whole_batch_jacobians_update(method):
+    """Each task's gradient from a forward pass over its rows alone: the same update as torchjd's Jacobian
+    over the whole batch's graph, with `forward` seeing only one task's rows at a time."""
+    targets, tasks = torch.stack([A, B, A, B, B]), torch.tensor([0, 1, 0, 1, 1])
+    weights = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])  # a per-row input: each row's loss is its own
+    seen = []
+
+    def forward(batch):
+        seen.append(batch[TASK_INDEX].unique().tolist())
+        per_sample = ((w - batch["target"]) ** 2).sum(-1) * batch["weight"]
+        return {"loss": per_sample.mean(), "loss_per_sample": per_sample}
+
+    updates = []
+    for per_task_forward in (True, False):
+        w = nn.Parameter(torch.tensor([0.1, -0.2, 0.3]))
+        chosen = make_method(MultitaskConfig(method=method, per_task_forward=per_task_forward), num_tasks=2)
+        batch = {"target": targets, "weight": weights, TASK_INDEX: tasks}
+        outputs, reported = chosen.gradients(forward, batch, [w], separable=True)
+        updates.append((w.grad.clone(), reported, outputs["loss_per_sample"].detach()))
+    assert seen == [[0], [1], [0, 1]]
+    torch.testing.assert_close(updates[0][0], updates[1][0])
+    assert updates[0][1] == pytest.approx(updates[1][1])
+    torch.testing.assert_close(updates[0][2], updates[1][2])  # per-sample losses back in the batch's order
+
+
+def test_a_trainer_step_with_per_task_passes_matches_the_whole_batch(tmp_path):
+    """The transformer policy (deterministic without dropout, padded steps in some rows): the same gradients
+    and task losses either way."""
+    grads, losses = [], []
+    for per_task in (True, False):
+        policy = tiny_policy("transformer").eval()  # eval: no dropout, so both passes see the same function
+        trainer = Trainer(trainer_config(multitask=MultitaskConfig(method="upgrad", per_task_forward=per_task)),
+                          policy, RandomWindows(), tmp_path / str(per_task), progress=False)
+        batch = tiny_batch(policy.spec, batch_size=7)
+        batch[ACTION_IS_PAD][:3, 5:] = True
+        reported = trainer.train_step(policy, batch)
+        grads.append(torch.cat([p.grad.flatten() for p in policy.parameters() if p.grad is not None]))
+        losses.append({k: v for k, v in reported.items() if k.startswith("loss/")})
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5) and len(losses[0]) == 3
+
+
+def test_a_mixture_of_experts_runs_gradient_methods_on_the_whole_batch(monkeypatch, tmp_path):
+    """Its balance loss is a statistic of the whole batch's routing: one pass, with the balance as an objective."""
+    policy = make_policy(tiny_config("diffusion", "unet+moe"), tiny_spec())
+    assert not policy.losses_are_per_sample
+    calls = []
+    compute_loss = policy.compute_loss
+    monkeypatch.setattr(policy, "compute_loss", lambda batch: calls.append(len(batch[TASK_INDEX])) or
+                        compute_loss(batch))
+    trainer = Trainer(trainer_config(multitask=MultitaskConfig(method="upgrad")), policy, RandomWindows(),
+                      tmp_path, progress=False)
+    reported = trainer.train_step(policy, tiny_batch(policy.spec, batch_size=6))
+    assert calls == [6] and "gradient_conflict" in reported
 
 
 def test_task_losses_average_each_task_present():

@@ -10,8 +10,11 @@ samples, `training.sampler`) and turns them into gradients:
 - ``sum``: plain gradient descent on the batch loss (the baseline; every method reduces to it for one task).
 - gradient aggregators from `torchjd` (``upgrad``, ``pcgrad``, ``cagrad``, ``nash_mtl``, ``imtl_g``,
   ``aligned_mtl``, ``mgda``, ``dualproj``, ``gradvac``): the Jacobian of the task losses with respect to
-  every parameter, aggregated into one update (torchjd's `backward` + `jac_to_grad`). Their cost grows with
-  the number of tasks in a batch (one backward per task); `bench/multitask_cost.py` measures it.
+  every parameter, aggregated into one update (torchjd's `jac_to_grad`). Their cost grows with the number
+  of tasks in a batch: by default one forward and backward pass per task on that task's rows of the batch
+  (`per_task_forward`, for policies whose losses are per sample), otherwise torchjd's `backward` over the
+  whole batch's graph (one backward per task through every row, about twice as slow here);
+  `bench/multitask_cost.py` measures both.
 - loss weightings from `torchjd.scalarization` (``uncertainty``: Kendall et al.'s learned log-variances;
   ``dwa``: dynamic weight average; ``famo``: FAMO, which after each step re-measures the losses on the same
   batch with the same diffusion noise).
@@ -33,6 +36,7 @@ import torch
 from torch import nn
 
 from common.registry import Registry
+from common.schema import TASK_INDEX
 
 METHODS: Registry[Callable[["MultitaskConfig", int], "MultitaskMethod"]] = Registry("multitask method")
 
@@ -41,6 +45,7 @@ METHODS: Registry[Callable[["MultitaskConfig", int], "MultitaskMethod"]] = Regis
 class MultitaskConfig:
     method: str = "sum"  # a registered method (training.multitask): sum, upgrad, pcgrad, cagrad, famo, ...
     tasks_per_batch: int = 0  # task-stratified batches of this many tasks, equal shares; 0: uniform draws
+    per_task_forward: bool = True  # gradient methods: each task's gradient from a pass over its rows alone
     cagrad_c: float = 0.5  # CAGrad's trade-off between the average gradient and the worst task
     famo_lr: float = 0.025  # learning rate of FAMO's task-weighting logits
     dwa_temperature: float = 2.0  # temperature of dynamic weight average
@@ -58,6 +63,15 @@ def task_losses(per_sample: torch.Tensor, tasks: torch.Tensor, num_tasks: int) -
     count = torch.zeros(num_tasks, device=per_sample.device).index_add(0, tasks, torch.ones_like(per_sample))
     present = count.nonzero().flatten()
     return total[present] / count[present], present
+
+
+def rows_of(batch: dict[str, Any], rows: torch.Tensor) -> dict[str, Any]:
+    """The sub-batch of `rows` (R,): tensors and lists with one entry per row are indexed, the rest kept."""
+    size = len(batch[TASK_INDEX])
+    picked = rows.tolist()
+    return {key: value[rows] if isinstance(value, torch.Tensor) and value.dim() > 0 and len(value) == size else
+            [value[i] for i in picked] if isinstance(value, (list, tuple)) and len(value) == size else value
+            for key, value in batch.items()}
 
 
 def conflict_share(gramian: torch.Tensor) -> float:
@@ -80,6 +94,14 @@ class MultitaskMethod(nn.Module):
     def __init__(self, num_tasks: int, inner: nn.Module | None = None):
         super().__init__()
         self.num_tasks, self.inner = num_tasks, inner
+
+    def gradients(self, forward: Callable[[dict[str, Any]], dict[str, torch.Tensor]], batch: dict[str, Any],
+                  parameters: list[nn.Parameter], separable: bool) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Run the policy's `forward` (batch -> its `compute_loss` outputs) and fill the parameters' .grad;
+        returns the outputs and what to log. `separable`: the policy's losses are per sample
+        (`MultitaskPolicy.losses_are_per_sample`), so a method may run `forward` on parts of the batch."""
+        outputs = forward(batch)
+        return outputs, self.backward(outputs, batch[TASK_INDEX], parameters)
 
     def backward(self, outputs: dict[str, torch.Tensor], tasks: torch.Tensor,
                  parameters: list[nn.Parameter]) -> dict[str, float]:
@@ -149,17 +171,56 @@ class SumMethod(MultitaskMethod):
 
 
 class AggregatorMethod(MultitaskMethod):
-    """A torchjd aggregator over the Jacobian of the task losses (and of the policy's auxiliary loss, if any)."""
+    """A torchjd aggregator over the Jacobian of the task losses (and of the policy's auxiliary loss, if any).
+
+    With `per_task_forward` and a policy whose losses are per sample, row t of the Jacobian is the gradient of
+    task t's mean loss from a forward and backward pass over task t's rows alone: the same row as in the whole
+    batch's Jacobian (other rows contribute nothing to it), without back-propagating zeros through them."""
+
+    def __init__(self, num_tasks: int, inner: nn.Module, per_task_forward: bool = True):
+        super().__init__(num_tasks, inner)
+        self.per_task_forward = per_task_forward
+
+    def gradients(self, forward, batch, parameters, separable):
+        if not (self.per_task_forward and separable):
+            return super().gradients(forward, batch, parameters, separable)
+        tasks = batch[TASK_INDEX]
+        present = tasks.unique(sorted=True)
+        rows: list[tuple[torch.Tensor | None, ...]] = []
+        per_sample = torch.zeros(len(tasks), device=tasks.device)
+        scalars: dict[str, torch.Tensor] = {}
+        for task in present:
+            at = (tasks == task).nonzero().flatten()
+            outputs = forward(rows_of(batch, at))
+            if "loss_aux" in outputs:
+                raise RuntimeError("a policy whose losses are per sample returned a batch-level loss_aux")
+            task_loss = outputs["loss_per_sample"].mean()
+            rows.append(torch.autograd.grad(task_loss, parameters, allow_unused=True))
+            per_sample[at] = outputs["loss_per_sample"].detach().float()
+            for name, value in outputs.items():  # the batch's scalars: means over its rows
+                if value.dim() == 0:
+                    scalars[name] = scalars.get(name, 0) + value.detach() * len(at) / len(tasks)
+        for i, parameter in enumerate(parameters):
+            grads = [row[i] for row in rows]
+            if any(g is not None for g in grads):
+                parameter.jac = torch.stack([torch.zeros_like(parameter) if g is None else g for g in grads])
+        losses = torch.stack([per_sample[tasks == task].mean() for task in present])
+        return scalars | {"loss_per_sample": per_sample}, self._aggregate(losses, present, parameters)
 
     def backward(self, outputs, tasks, parameters):
-        from torchjd.autojac import backward, jac_to_grad
+        from torchjd.autojac import backward
 
         losses, present = task_losses(outputs["loss_per_sample"], tasks, self.num_tasks)
         aux = outputs.get("loss_aux")
-        objectives = [*losses, aux] if aux is not None else list(losses)
-        backward(objectives, inputs=parameters)
+        backward([*losses, aux] if aux is not None else list(losses), inputs=parameters)
+        return self._aggregate(losses, present, parameters)
+
+    def _aggregate(self, losses: torch.Tensor, present: torch.Tensor, parameters: list[nn.Parameter]) -> dict:
+        """The parameters' .jac (K or K + 1 objectives, ...) -> their .grad, by the aggregator."""
+        from torchjd.autojac import jac_to_grad
+
         with_jac = [p for p in parameters if getattr(p, "jac", None) is not None]
-        jacobian = torch.cat([p.jac.reshape(len(objectives), -1) for p in with_jac], dim=1)
+        jacobian = torch.cat([p.jac.reshape(len(p.jac), -1) for p in with_jac], dim=1)
         conflict = conflict_share((jacobian @ jacobian.T)[:len(losses), :len(losses)])
         jac_to_grad(with_jac, self.inner)
         return self._report(losses, present) | {"gradient_conflict": conflict}
@@ -172,7 +233,8 @@ class AggregatorMethod(MultitaskMethod):
 
 
 def _register_aggregator(name: str, build: Callable[[MultitaskConfig, int], nn.Module]) -> None:
-    METHODS.register(name, lambda config, num_tasks: AggregatorMethod(num_tasks, build(config, num_tasks)))
+    METHODS.register(name, lambda config, num_tasks: AggregatorMethod(num_tasks, build(config, num_tasks),
+                                                                      config.per_task_forward))
 
 
 def _objectives(config: MultitaskConfig, num_tasks: int) -> int:

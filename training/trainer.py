@@ -291,14 +291,19 @@ class Trainer:
         multitask method and the policy report of the step (`training_scalars`)."""
         batch = move_to(batch, self.device)
         random_state = torch.get_rng_state() if self.method.needs_second_look else None
-        with self.autocast():
-            outputs = model(batch)
-        loss = outputs["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {self.step}; lower optim.lr or check the data")
+        def forward(part: dict[str, Any]) -> dict[str, torch.Tensor]:
+            with self.autocast():
+                outputs = model(part)
+            if not torch.isfinite(outputs["loss"]):
+                raise FloatingPointError(f"loss is {outputs['loss'].item()} at step {self.step}; lower optim.lr "
+                                         f"or check the data")
+            return outputs
+
         self.optimizer.zero_grad(set_to_none=True)
-        reported = self.method.backward(outputs, batch[TASK_INDEX], [p for p in self.policy.parameters()
-                                                                     if p.requires_grad])
+        outputs, reported = self.method.gradients(forward, batch, [p for p in self.policy.parameters()
+                                                                   if p.requires_grad],
+                                                  separable=self.policy.losses_are_per_sample)
+        loss = outputs["loss"]
         clip = self.config.optim.grad_clip_norm
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip if clip > 0 else math.inf)
         self.optimizer.step()
