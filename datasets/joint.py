@@ -31,6 +31,7 @@ class JointDataset(Dataset):
         parts: one `MultitaskSequenceDataset` per suite, in the order of `suite.index`.
         task_offsets: (S,) where each suite's task indices start in the joint task table.
         task_of_sample: (N,) int64, the joint task index of each window (for balanced sampling).
+        suite_of_sample: (N,) int64, the part (suite index) of each window.
         image_shapes: camera -> (3, H, W), the cameras of every part.
     """
 
@@ -53,6 +54,7 @@ class JointDataset(Dataset):
         self.state_dim = max(p.state_dim for p in parts)
         self.action_dim = max(p.action_dim for p in parts)
         self._starts = np.cumsum([0, *[len(p) for p in parts]])
+        self.suite_of_sample = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
         self.task_of_sample = np.concatenate([p.task_of_sample + o for p, o in zip(parts, self.task_offsets)])
         self.tasks = [(i + o, name, instruction) for p, o in zip(parts, self.task_offsets)
                       for i, name, instruction in p.tasks]

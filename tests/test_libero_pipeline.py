@@ -7,6 +7,7 @@ real LIBERO scenes with 2 worker processes and hands the next stage what it expe
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import h5py
@@ -88,9 +89,11 @@ def test_collect_official_layout_then_train_and_evaluate_from_images(libero_demo
     assert frames.shape == (STEPS + 1, 64, 64, 3) and np.std(frames) > 5  # agentview, the suite's video camera
 
 
-def test_one_policy_across_meta_world_and_libero_trains_and_runs_either_suite_but_no_third(libero_demos, tmp_path):
-    """MT1 reach from state with libero_object from cameras, in one task table; the final evaluation runs both
-    suites, eval.py runs the checkpoint on either and refuses a suite it was not trained on."""
+def test_one_policy_across_meta_world_and_libero_trains_and_runs_either_suite_but_no_third(libero_demos, tmp_path,
+                                                                                           caplog):
+    """MT1 reach from state with libero_object from cameras, in one task table, each with half of the draws;
+    the final evaluation runs both suites, eval.py runs the checkpoint on either and refuses a suite it was not
+    trained on."""
     run = tmp_path / "run"
     cfg = compose_train([
         "experiment=mt10_libero_object", "env=metaworld_mt1", "env.task=reach-v3", "env.max_episode_steps=60",
@@ -99,8 +102,11 @@ def test_one_policy_across_meta_world_and_libero_trains_and_runs_either_suite_bu
         f"joint_suites.libero_object.env.max_episode_steps={STEPS}", "final_eval_episodes_per_task=1",
         "joint_suites.libero_object.final_eval_episodes_per_task=1", "policy.unet.down_dims=[16,32]",
         "policy.obs_encoder.image_channels=[8,16]", "policy.conditioning.text=false", "trainer.num_steps=2",
-        "trainer.batch_size=8", "rollout.num_workers=2", "rollout.envs_per_worker=1", "rollout.videos_per_task=0"])
-    assert train(cfg)["step"] == 2
+        "trainer.batch_size=8", "rollout.num_workers=2", "rollout.envs_per_worker=1", "rollout.videos_per_task=0",
+        "joint_suites.libero_object.share=0.5"])
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert train(cfg)["step"] == 2
+    assert "draws per suite: metaworld_mt1/reach-v3 0.50, libero_object 0.50" in caplog.text
     policy, record = load_policy(run / "checkpoints" / "last")
     assert [(s.name, s.state_dim, s.action_dim, s.cameras) for s in policy.spec.suites] == [
         ("metaworld_mt1", 39, 4, []), ("libero_object", 8, 7, CAMERAS)]

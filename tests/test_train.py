@@ -63,6 +63,17 @@ def test_step_counts_that_cannot_work_fail_at_composition(override, message):
         compose_train([override])
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["joint_suites.libero_object.share=1.5"], r"share must be in \(0, 1\)"),
+    (["joint_suites.libero_object.share=0"], r"share must be in \(0, 1\)"),
+    (["joint_suites.libero_object.share=0.5", "trainer.multitask.tasks_per_batch=4"], "does not combine"),
+])
+def test_suite_shares_that_cannot_work_fail_at_composition(overrides, message):
+    compose_train(["experiment=mt10_libero_object", "joint_suites.libero_object.share=0.5"])  # a valid share
+    with pytest.raises(Exception, match=message):
+        compose_train(["experiment=mt10_libero_object", *overrides])
+
+
 def test_wrong_policy_names_fail_with_the_known_ones():
     with pytest.raises(Exception, match="diffusion"):
         compose_train(["policy=difusion"])

@@ -26,7 +26,7 @@ from omegaconf import MISSING, OmegaConf
 from common.atomic import ensure_folder, write_text
 from datasets.config import DatasetConfig
 from datasets.joint import JointDataset
-from datasets.sampling import sample_weights
+from datasets.sampling import sample_weights, suite_shared_weights, suite_shares
 from datasets.sequence_dataset import MultitaskSequenceDataset
 from datasets.source import SOURCES
 from datasets.statistics import load_or_compute_statistics
@@ -55,6 +55,7 @@ class JointSuiteConfig:
     dataset: DatasetConfig = MISSING
     collect_episodes_per_task: int | None = None  # demonstrations to collect where missing; None: the run's
     final_eval_episodes_per_task: int | None = None  # None: the suite's official protocol
+    share: float | None = None  # this suite's share of the training draws; None: as its windows (or tasks) have it
 
 
 @dataclass
@@ -89,6 +90,15 @@ class TrainConfig:
                 value = getattr(joint, field_name)
                 if value is not None and value < 1:
                     raise ValueError(f"joint_suites.{name}.{field_name} must be >= 1 or null, got {value}")
+            if joint.share is not None and not 0 < joint.share < 1:
+                raise ValueError(f"joint_suites.{name}.share must be in (0, 1) or null, got {joint.share}")
+        shares = [j.share for j in self.joint_suites.values() if j.share is not None]
+        if sum(shares) >= 1:
+            raise ValueError(f"the joint suites' shares of the draws sum to {sum(shares):g}: they must leave some to "
+                             f"{self.env.suite}")
+        if shares and self.trainer.multitask.tasks_per_batch:
+            raise ValueError("trainer.multitask.tasks_per_batch gives every task of a batch an equal share; it does "
+                             "not combine with joint_suites.<name>.share")
         if self.joint_suites and self.train_tasks is not None:
             raise ValueError("train_tasks picks tasks of one suite; it does not combine with joint_suites")
         if self.final_eval_episodes_per_task is not None and self.final_eval_episodes_per_task < 1:
@@ -207,8 +217,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                                                              only_tasks=cfg.train_tasks))
                 for suite, trained in zip(suites, trained_on)]
     policy = build_policy(cfg, suites, datasets)
-    dataset = datasets[0] if len(datasets) == 1 else JointDataset(datasets, [len(s.tasks) for s in suites])
-    trainer = Trainer(cfg.trainer, policy, dataset, out_dir, sample_weights(dataset, cfg.dataset.task_balanced),
+    if len(datasets) == 1:
+        dataset, weights = datasets[0], sample_weights(datasets[0], cfg.dataset.task_balanced)
+    else:
+        dataset = JointDataset(datasets, [len(s.tasks) for s in suites])
+        weights = suite_shared_weights(dataset, cfg.dataset.task_balanced, [t.share for t in trained_on])
+        log.info("draws per suite: %s", ", ".join(f"{s.name} {share:.2f}" for s, share in
+                                                  zip(suites, suite_shares(dataset, weights))))
+    trainer = Trainer(cfg.trainer, policy, dataset, out_dir, weights,
                       metadata={"suite": " + ".join(s.name for s in suites), "run": cfg.name,
                                 "dataset": str(dataset.root)},
                       progress=cfg.progress)

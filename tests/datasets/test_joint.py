@@ -10,7 +10,7 @@ from common.schema import ACTION, ACTION_IS_PAD, OBS_STATE, SUITE_INDEX, TASK_IN
 from datasets.config import DatasetConfig
 from datasets.joint import JointDataset
 from datasets.reader import DatasetError
-from datasets.sampling import task_balanced_weights
+from datasets.sampling import suite_shared_weights, suite_shares, task_balanced_weights
 from datasets.sequence_dataset import MultitaskSequenceDataset
 from tests.datasets.conftest import write_task_file
 
@@ -64,6 +64,30 @@ def test_balanced_sampling_weighs_the_tasks_of_both_suites_alike(parts):
     weights = task_balanced_weights(joint).numpy()
     totals = [weights[joint.task_of_sample == task].sum() for task in (0, 2, 3)]
     np.testing.assert_allclose(totals, [1 / 3] * 3)
+
+
+def test_a_suite_share_sets_that_suites_part_of_the_draws_and_keeps_the_draws_within_each_suite(parts):
+    joint = JointDataset(list(parts), tasks_per_suite=[3, 1])
+    arm = joint.suite_of_sample == 0
+    assert suite_shared_weights(joint, False, [None, None]) is None  # uniform over windows, as without shares
+    assert suite_shares(joint, None) == pytest.approx([arm.mean(), 1 - arm.mean()])
+
+    weights = suite_shared_weights(joint, False, [None, 0.7]).numpy()
+    assert weights[~arm].sum() == pytest.approx(0.7) and weights[arm].sum() == pytest.approx(0.3)
+    assert np.ptp(weights[arm]) == pytest.approx(0) and np.ptp(weights[~arm]) == pytest.approx(0)  # uniform inside
+
+    weights = suite_shared_weights(joint, True, [None, 0.25])  # task-balanced: equal per task within a suite
+    totals = [float(weights[torch.from_numpy(joint.task_of_sample == task)].sum()) for task in (0, 2, 3)]
+    assert totals == pytest.approx([0.375, 0.375, 0.25])
+    assert suite_shares(joint, weights) == pytest.approx([0.75, 0.25])
+
+
+def test_suite_shares_that_leave_nothing_to_the_other_suites_are_refused(parts):
+    joint = JointDataset(list(parts), tasks_per_suite=[3, 1])
+    with pytest.raises(ValueError, match="leave nothing"):
+        suite_shared_weights(joint, False, [None, 1.0])
+    with pytest.raises(ValueError, match="one share"):
+        suite_shared_weights(joint, False, [0.5])
 
 
 def test_parts_that_cut_different_windows_are_refused(parts, tmp_path):
