@@ -120,16 +120,19 @@ def test_every_benchmark_goal_parses_into_a_plan_of_known_primitives(suite_name)
 
 
 @needs_libero
-@pytest.mark.parametrize(("suite_name", "task_index"), [
-    ("libero_spatial", 9),  # bowl on the cabinet: rim grasp with the hand turned, lifted off a high shelf
-    ("libero_goal", 2),  # wine bottle onto the cabinet: held at the top of its neck
-    ("libero_goal", 0),  # open the middle drawer: pinch the handle with the hand level, pull
-    ("libero_10", 3),  # bowl in the bottom drawer and close it: pick-and-place, then push the drawer shut
-    pytest.param("libero_goal", 7, marks=pytest.mark.slow),  # turn on the stove: take the knob's fin, turn
-    pytest.param("libero_10", 8, marks=pytest.mark.slow),  # both moka pots on the stove, side by side
-    pytest.param("libero_90", 0, marks=pytest.mark.slow),  # KITCHEN_SCENE10 (libero_90 only): close a drawer
+@pytest.mark.parametrize(("suite_name", "task_index", "init_state"), [
+    ("libero_spatial", 9, 0),  # bowl on the cabinet: rim grasp with the hand turned, lifted off a high shelf
+    ("libero_goal", 2, 0),  # wine bottle onto the cabinet: held at the top of its neck
+    ("libero_goal", 0, 0),  # open the middle drawer: pinch the handle with the hand level, pull
+    ("libero_10", 3, 0),  # bowl in the bottom drawer and close it: pick-and-place, then push the drawer shut
+    pytest.param("libero_goal", 7, 0, marks=pytest.mark.slow),  # turn on the stove: take the knob's fin, turn
+    pytest.param("libero_10", 8, 0, marks=pytest.mark.slow),  # both moka pots on the stove, side by side
+    pytest.param("libero_90", 0, 0, marks=pytest.mark.slow),  # KITCHEN_SCENE10 (libero_90 only): close a drawer
+    # LIVING_ROOM_SCENE4: the salad dressing whose body position is 5 cm below its centre (init state 2:
+    # from 0 the bottle stands too close to the robot's base and the hand never gets low enough)
+    pytest.param("libero_90", 62, 2, marks=pytest.mark.slow),
 ])
-def test_expert_solves_each_kind_of_goal_from_an_official_init_state(suite_name, task_index):
+def test_expert_solves_each_kind_of_goal_from_an_official_init_state(suite_name, task_index, init_state):
     from envs.config import EnvConfig
     from envs.registry import make_suite
     from tests.envs.test_libero_env import run_expert_episode
@@ -137,7 +140,7 @@ def test_expert_solves_each_kind_of_goal_from_an_official_init_state(suite_name,
     suite = make_suite(EnvConfig(suite=suite_name))
     env = suite.make_env(suite.tasks[task_index])
     try:
-        info = run_expert_episode(suite, env, task_index, episode=0)
+        info = run_expert_episode(suite, env, task_index, episode=init_state)
     finally:
         env.close()
     assert info["success"] and info["steps"] < suite.max_episode_steps, suite.tasks[task_index].name

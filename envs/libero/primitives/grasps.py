@@ -63,6 +63,8 @@ GRASP_SPECS = {
     "chocolate_pudding": GraspSpec(offset=(0.0, 0.0, 0.0), release_height=0.06),
     # Tall bottles and cartons: grasp high, or the palm (~6 cm above the grip site) hits their top.
     "salad_dressing": GraspSpec(offset=(0.0, 0.0, 0.045), release_height=0.09, carry_height=0.2),
+    # The same bottle in libero_90's living room, with its body position 5 cm below its centre.
+    "new_salad_dressing": GraspSpec(offset=(0.0, 0.0, 0.095), release_height=0.09, carry_height=0.2),
     "ketchup": GraspSpec(offset=(0.0, 0.0, 0.045), release_height=0.09, carry_height=0.2),
     "milk": GraspSpec(offset=(0.0, 0.0, 0.035), release_height=0.08, carry_height=0.19),
     "orange_juice": GraspSpec(offset=(0.0, 0.0, 0.035), release_height=0.08, carry_height=0.19),
