@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -42,7 +43,7 @@ def test_expert_eval_on_mt10_writes_results_table_and_videos(tmp_path):
     results = evaluate(cfg)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk["suite"] == results["suite"] and len(on_disk["tasks"]) == 10
-    for name, task in on_disk["tasks"].items():
+    for task in on_disk["tasks"].values():
         assert task["episodes"] == 2 and task["errors"] == 0
         low, high = task["ci95"]
         assert 0 <= low <= task["success_rate"] <= high <= 1
@@ -64,6 +65,21 @@ def test_expert_eval_on_mt10_writes_results_table_and_videos(tmp_path):
     frames = read_mp4(videos[0])
     assert frames.shape[1:] == (96, 96, 3)
     assert len(frames) == first_episodes[videos[0].name.split("_ep")[0]]["length"] + 1  # reset frame + one per step
+
+
+def test_named_tasks_run_alone_and_their_results_say_so(tmp_path):
+    cfg = EvalConfig(env=EnvConfig(suite="metaworld_mt10"), episodes_per_task=2, tasks=["window-close-v3", "reach-v3"],
+                     rollout=RolloutConfig(num_workers=2, envs_per_worker=1, videos_per_task=0),
+                     out_dir=str(tmp_path / "two"), progress=False)
+    results = evaluate(cfg)
+    assert list(results["tasks"]) == ["reach-v3", "window-close-v3"]  # the suite's order
+    assert results["suite"]["episodes"] == 4
+    assert sorted({r["task"] for r in _journal(tmp_path / "two")}) == ["reach-v3", "window-close-v3"]
+    assert results["metadata"]["protocol"]["evaluated_tasks"] == ["reach-v3", "window-close-v3"]
+    with pytest.raises(ValueError, match="out_dir"):  # the whole suite is another run
+        evaluate(dataclasses.replace(cfg, tasks=None))
+    with pytest.raises(ValueError, match=r"\['reach-v2'\] are not tasks of metaworld_mt10; known: .*button-press"):
+        evaluate(dataclasses.replace(cfg, tasks=["reach-v2"], out_dir=str(tmp_path / "wrong")))
 
 
 # An exception costs only its own slot's episode; a dead process costs every episode it was

@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from common.atomic import DiskFullError, ensure_folder, write_text
 from common.provenance import provenance
-from common.schema import ChunkPolicy
+from common.schema import ChunkPolicy, Task
 from envs.config import EnvConfig
 from envs.registry import Suite, make_suite
 from envs.report_html import write_results_html
@@ -72,6 +72,7 @@ class EvalConfig:
     device: str = "auto"  # where a trained policy runs: auto (cuda if available, else cpu), cpu, cuda
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     episodes_per_task: int | None = None  # None: the official protocol (50 for Meta-World); fewer = fast mode
+    tasks: list[str] | None = None  # evaluate these of the suite's tasks only, by name; None: every task
     out_dir: str | None = None  # None: outputs/eval/<suite>_<policy>
     progress: bool = True  # progress bar on stderr
 
@@ -79,6 +80,8 @@ class EvalConfig:
         if self.episodes_per_task is not None and self.episodes_per_task < 1:
             raise ValueError(f"episodes_per_task must be >= 1 (or null for the official protocol), "
                              f"got {self.episodes_per_task}")
+        if self.tasks is not None and not self.tasks:
+            raise ValueError("tasks=[] evaluates nothing; name some of the suite's tasks, or null for all")
 
 
 ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
@@ -145,10 +148,21 @@ def checkpoint_label(checkpoint: str) -> str:
     return f"{path.parent.parent.name}_{path.name}"
 
 
-def episode_requests(suite: Suite, episodes_per_task: int, done: set[tuple[str, int]]) -> list[EpisodeRequest]:
+def episode_requests(tasks: list[Task], episodes_per_task: int, done: set[tuple[str, int]]) -> list[EpisodeRequest]:
     """Task-major order, so workers keep reusing the env of one task."""
-    return [EpisodeRequest(task, e) for task in suite.tasks for e in range(episodes_per_task)
+    return [EpisodeRequest(task, e) for task in tasks for e in range(episodes_per_task)
             if (task.name, e) not in done]
+
+
+def tasks_to_run(suite: Suite, names: list[str] | None) -> list[Task]:
+    """The suite's tasks named (in the suite's order, with their own indices), or all of them."""
+    if names is None:
+        return suite.tasks
+    known = {t.name for t in suite.tasks}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"tasks: {unknown} are not tasks of {suite.name}; known: {', '.join(sorted(known))}")
+    return [t for t in suite.tasks if t.name in names]
 
 
 def default_out_dir(cfg: EvalConfig, label: str) -> Path:
@@ -179,19 +193,23 @@ def evaluate(cfg: EvalConfig, under_test: PolicyUnderTest | None = None) -> dict
     if suite.goals is not None and episodes > suite.episodes_per_task:
         raise ValueError(f"episodes_per_task={episodes} but {suite.name} has {suite.episodes_per_task} "
                          "fixed goal variations per task; use env.goal_set=random for more")
+    tasks = tasks_to_run(suite, cfg.tasks)
     under_test = under_test or policy_under_test(cfg, suite)
     policy = under_test.policy
     out_dir = ensure_folder(Path(cfg.out_dir) if cfg.out_dir else default_out_dir(cfg, under_test.label), "out_dir")
     identity = {"suite": suite.name, "tasks": [t.to_dict() for t in suite.tasks], "env": OmegaConf.to_container(
         OmegaConf.structured(cfg.env)), "policy": under_test.identity,
         "n_obs_steps": policy.n_obs_steps, "n_action_steps": policy.n_action_steps, "seed": cfg.rollout.seed}
+    protocol = suite.protocol() | {"episodes_per_task": episodes}
+    if cfg.tasks is not None:  # a part of the suite: its own run, and results that say so
+        identity["evaluated_tasks"] = protocol["evaluated_tasks"] = [t.name for t in tasks]
     title = f"{suite.name}: {under_test.label}"
     with EpisodeJournal.open(out_dir / "episodes.jsonl", config_fingerprint(identity)) as journal:
         write_text(out_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))  # the journal accepted it
-        requests = episode_requests(suite, episodes, journal.done_keys())
-        if len(requests) < episodes * len(suite.tasks):
-            log.info("resuming: %d of %d episodes already in %s", episodes * len(suite.tasks) - len(requests),
-                     episodes * len(suite.tasks), journal.path)
+        requests = episode_requests(tasks, episodes, journal.done_keys())
+        if len(requests) < episodes * len(tasks):
+            log.info("resuming: %d of %d episodes already in %s", episodes * len(tasks) - len(requests),
+                     episodes * len(tasks), journal.path)
         engine = make_engine(suite, cfg.rollout, policy, out_dir, cfg.progress)
         complete = False
         try:
@@ -199,11 +217,10 @@ def evaluate(cfg: EvalConfig, under_test: PolicyUnderTest | None = None) -> dict
                 engine.run(requests, on_record=journal.append)
             complete = True
         finally:
-            wanted = {(t.name, e) for t in suite.tasks for e in range(episodes)}
+            wanted = {(t.name, e) for t in tasks for e in range(episodes)}
             records = [r for r in journal.records if (r.task, r.episode) in wanted]
-            summary = summarize(records, suite.tasks)
-            metadata = provenance(protocol=suite.protocol() | {"episodes_per_task": episodes},
-                                  seed=cfg.rollout.seed, complete=complete, identity=identity)
+            summary = summarize(records, tasks)
+            metadata = provenance(protocol=protocol, seed=cfg.rollout.seed, complete=complete, identity=identity)
             try:
                 write_results(out_dir, summary, metadata, title)
                 write_results_html(out_dir, {"metadata": metadata, **summary}, title, records)
