@@ -50,8 +50,9 @@ def _task_section(results: dict[str, Any]) -> Section:
     rows = [[t["index"], name, rate(t["success_rate"]), interval(t["ci95"]), t["episodes"],
              "n/a" if t["mean_length"] is None else f"{t['mean_length']:.1f}", t["unstable"], t["errors"],
              t.get("instruction", "")] for name, t in tasks.items()]
-    rows.append(["", f"suite ({suite['tasks']} tasks)", rate(suite["mean_success"]), interval(suite["ci95"]),
-                 suite["episodes"], "", suite["unstable"], suite["errors"], ""])
+    label = f"suite ({suite['tasks']} task{'s' if suite['tasks'] != 1 else ''})"
+    rows.append(["", label, rate(suite["mean_success"]), interval(suite["ci95"]), suite["episodes"], "",
+                 suite["unstable"], suite["errors"], ""])
     headers = ["#", "task", "success", "95% CI", "episodes", "mean length", "unstable", "errors", "instruction"]
     note = ('<p class="note">Bars: success rate per task; whiskers: Wilson 95% intervals (with 10 episodes per '
             "task about &plusmn;19 points at 0.9, with 50 about &plusmn;8.5). Dashed line and band: the mean over "

@@ -150,9 +150,12 @@ def _summarize_task(task: Task, records: list[EpisodeRecord]) -> dict[str, Any]:
 
 
 def _summarize_suite(task_stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Suite statistics over tasks; tasks without valid episodes do not enter the mean."""
-    rates = [s["success_rate"] for s in task_stats.values() if s["success_rate"] is not None]
-    low, high = bootstrap_mean_interval(rates) if rates else (0.0, 1.0)
+    """Suite statistics over tasks; tasks without valid episodes do not enter the mean. The interval is a
+    bootstrap over tasks, or with one task its Wilson interval over episodes (a bootstrap over one value
+    would be a point)."""
+    rated = [s for s in task_stats.values() if s["success_rate"] is not None]
+    rates = [s["success_rate"] for s in rated]
+    low, high = rated[0]["ci95"] if len(rated) == 1 else bootstrap_mean_interval(rates) if rates else (0.0, 1.0)
     return {
         "tasks": len(task_stats),
         "episodes": sum(s["episodes"] for s in task_stats.values()),
@@ -215,10 +218,12 @@ def format_markdown(summary: dict[str, Any], title: str) -> str:
                      f"{_format_interval(s['ci95'])} | {s['episodes']} | {length} | "
                      f"{s['unstable']} | {s['errors']} |")
     suite = summary["suite"]
-    lines.append(f"| | **suite ({suite['tasks']} tasks)** | **{_format_rate(suite['mean_success'])}** | "
+    lines.append(f"| | **suite ({suite['tasks']} task{'s' if suite['tasks'] != 1 else ''})** | "
+                 f"**{_format_rate(suite['mean_success'])}** | "
                  f"**{_format_interval(suite['ci95'])}** | **{suite['episodes']}** | | "
                  f"**{suite['unstable']}** | **{suite['errors']}** |")
-    lines += ["", "Wilson 95% intervals per task; bootstrap 95% interval across tasks.", ""]
+    across = "the task's, as it is the only one" if suite["tasks"] == 1 else "bootstrap 95% interval across tasks"
+    lines += ["", f"Wilson 95% intervals per task; {across}.", ""]
     return "\n".join(lines)
 
 

@@ -205,6 +205,15 @@ def test_summarize_suite():
     assert suite["errors"] == 2 and suite["unstable"] == 1
 
 
+def test_a_suite_of_one_task_gets_that_tasks_wilson_interval_not_a_point():
+    records = [record("push-v3", e, success=e < 7) for e in range(10)]
+    summary = summarize(records, [t for t in TASKS if t.name == "push-v3"])
+    assert summary["suite"]["ci95"] == summary["tasks"]["push-v3"]["ci95"]
+    assert summary["suite"]["ci95"] == pytest.approx(closed_form_wilson(7, 10), abs=1e-3)
+    text = format_markdown(summary, "one task")
+    assert "**suite (1 task)**" in text and "the task's, as it is the only one" in text
+
+
 def test_summarize_error_messages_capped_and_distinct():
     records = [record("push-v3", i, status="error", success=False, length=0, message=f"m{i % 7}")
                for i in range(20)]
