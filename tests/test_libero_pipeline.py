@@ -92,7 +92,7 @@ def test_collect_official_layout_then_train_and_evaluate_from_images(libero_demo
 def test_one_policy_across_meta_world_and_libero_trains_and_runs_either_suite_but_no_third(libero_demos, tmp_path,
                                                                                            caplog):
     """MT1 reach from state with libero_object from cameras, in one task table, each with half of the draws;
-    the final evaluation runs both suites, eval.py runs the checkpoint on either and refuses a suite it was not
+    the periodic and the final evaluations run both suites, eval.py runs the checkpoint on either and refuses a suite it was not
     trained on."""
     run = tmp_path / "run"
     cfg = compose_train([
@@ -103,7 +103,7 @@ def test_one_policy_across_meta_world_and_libero_trains_and_runs_either_suite_bu
         "joint_suites.libero_object.final_eval_episodes_per_task=1", "policy.unet.down_dims=[16,32]",
         "policy.obs_encoder.image_channels=[8,16]", "policy.conditioning.text=false", "trainer.num_steps=2",
         "trainer.batch_size=8", "rollout.num_workers=2", "rollout.envs_per_worker=1", "rollout.videos_per_task=0",
-        "joint_suites.libero_object.share=0.5"])
+        "joint_suites.libero_object.share=0.5", "eval_every=1", "eval_episodes_per_task=1"])
     with caplog.at_level(logging.INFO, logger="train"):
         assert train(cfg)["step"] == 2
     assert "draws per suite: metaworld_mt1/reach-v3 0.50, libero_object 0.50" in caplog.text
@@ -113,9 +113,10 @@ def test_one_policy_across_meta_world_and_libero_trains_and_runs_either_suite_bu
     assert (policy.spec.state_dim, policy.spec.action_dim, len(policy.spec.tasks)) == (39, 7, 11)
     assert record["metadata"]["suite"] == "metaworld_mt1/reach-v3 + libero_object"
     for suite, tasks in (("metaworld_mt1", 1), ("libero_object", 10)):
-        results = json.loads((run / "final_eval" / suite / "results.json").read_text())
-        assert len(results["tasks"]) == tasks
-        assert all(t["episodes"] == 1 and t["errors"] == 0 for t in results["tasks"].values())
+        for evaluated in (run / "final_eval", run / "eval" / "step_0000001"):  # the final and a periodic one
+            results = json.loads((evaluated / suite / "results.json").read_text())
+            assert len(results["tasks"]) == tasks
+            assert all(t["episodes"] == 1 and t["errors"] == 0 for t in results["tasks"].values())
 
     checkpoint = str(run / "checkpoints" / "last")
     libero = EnvConfig(suite="libero_object", cameras=CAMERAS, image_size=32, max_episode_steps=STEPS)
