@@ -19,6 +19,7 @@ from html import escape
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#999999")
 FONT = 'font-family="system-ui, sans-serif"'
 CHAR_WIDTH = 6.2  # px per character at 11px, for sizing label columns
+LABEL_WIDTH = 260.0  # px, the widest label column of a bar chart; longer labels are shortened (`fit_label`)
 
 
 def color(index: int) -> str:
@@ -98,6 +99,15 @@ def _svg(name: str, width: float, height: float, body: str, title: str) -> str:
             f'<title>{escape(title)}</title>{body}</svg>')
 
 
+def fit_label(text: str, max_chars: int = int((LABEL_WIDTH - 12) / CHAR_WIDTH)) -> str:
+    """`text` shortened in the middle to `max_chars` (its start and end kept: a LIBERO task's scene and
+    object), so that a long task name fits the label column; the full name stays in the label's tooltip."""
+    if len(text) <= max_chars:
+        return text
+    head = (max_chars - 1) * 2 // 5
+    return f"{text[:head]}\u2026{text[len(text) - (max_chars - 1 - head):]}"
+
+
 def interval_bars(categories: Sequence[str], series: Sequence[BarSeries], name: str, *,
                   domain: tuple[float, float] = (0.0, 1.0), axis_label: str = "success rate",
                   reference: tuple[str, float, float, float] | None = None, width: int = 760) -> str:
@@ -107,7 +117,7 @@ def interval_bars(categories: Sequence[str], series: Sequence[BarSeries], name: 
     Args:
         reference: (label, value, low, high) drawn as a dashed line with a shaded band, e.g. a suite mean.
     """
-    label_width = min(260.0, 12 + CHAR_WIDTH * max((len(c) for c in categories), default=4))
+    label_width = min(LABEL_WIDTH, 12 + CHAR_WIDTH * max((len(c) for c in categories), default=4))
     plot_x, plot_w = label_width + 8, width - label_width - 8 - 70
     bar_h, gap = (12.0 if len(series) > 1 else 14.0), 8.0
     legend, legend_h = _legend([(s.name, s.color or color(i)) for i, s in enumerate(series)], plot_x, 14, plot_w)
@@ -141,7 +151,7 @@ def interval_bars(categories: Sequence[str], series: Sequence[BarSeries], name: 
     for row, category in enumerate(categories):
         y0 = top + row * row_h
         parts.append(f'<text x="{_f(label_width)}" y="{_f(y0 + row_h / 2 - gap / 2 + 4)}" font-size="11" '
-                     f'text-anchor="end">{escape(category)}</text>')
+                     f'text-anchor="end"><title>{escape(category)}</title>{escape(fit_label(category))}</text>')
         for i, s in enumerate(series):
             parts.append(_bar(s, i, row, category, y0 + i * bar_h, bar_h, origin, sx))
     return _svg(name, width, height, "".join(parts), name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 
-from common.svg_charts import BarSeries, LineSeries, interval_bars, line_chart, nice_ticks
+from common.svg_charts import CHAR_WIDTH, BarSeries, LineSeries, interval_bars, line_chart, nice_ticks
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 
@@ -28,6 +28,16 @@ def test_bar_lengths_and_whiskers_follow_the_values():
     assert math.isclose(span[0] / widths[2], 0.3, rel_tol=0.02)  # the interval [0.1, 0.4] on a unit axis
     texts = "".join(svg.itertext())
     assert "a <b>" in texts and "m&n" in texts and "n/a" in texts  # escaped in the file, intact when read
+
+
+def test_a_long_task_name_is_shortened_in_the_middle_to_fit_its_column_and_kept_whole_in_its_tooltip():
+    name = "LIVING_ROOM_SCENE4_pick_up_the_salad_dressing_and_put_it_in_the_tray"
+    svg = _parse(interval_bars([name, "reach-v3"], [BarSeries("m", [0.7, 1.0], [(0.4, 0.9), (0.9, 1.0)])], "c"))
+    labels = [t for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.get("text-anchor") == "end"]
+    shown = [label.find("svg:title", NS).tail for label in labels]
+    assert shown[1] == "reach-v3" and shown[0].startswith("LIVING_ROOM_SC") and shown[0].endswith("put_it_in_the_tray")
+    assert "\u2026" in shown[0] and len(shown[0]) * CHAR_WIDTH <= float(labels[0].get("x"))  # fits left of the bars
+    assert labels[0].find("svg:title", NS).text == name
 
 
 def test_negative_differences_point_left_of_zero():
