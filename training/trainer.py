@@ -259,7 +259,8 @@ class Trainer:
                           prefetch_factor=4 if workers else None,
                           generator=torch.Generator().manual_seed(self.config.seed))
 
-    def _model(self) -> torch.nn.Module:
+    def training_model(self) -> torch.nn.Module:
+        """The module training steps run: the policy, wrapped for DDP and compiled as configured."""
         model: torch.nn.Module = self.policy
         if self.world_size > 1:
             model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda"
@@ -331,7 +332,7 @@ class Trainer:
         torch.set_num_threads(max(1, training_threads(self.config.num_threads) // local_processes))
         if self.is_main:
             self.writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step)
-        model = self._model()
+        model = self.training_model()
         model.train()
         bar = progress_bar(self.config.num_steps, "train", "step", self.progress and self.is_main, self.step)
         window: list[dict[str, float]] = []
