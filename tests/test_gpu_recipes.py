@@ -13,7 +13,8 @@ TINY = ["trainer.batch_size=4", "policy.unet.down_dims=[16,32]", "policy.obs_enc
 
 def test_the_gpu_presets_compose_for_their_suites_shapes():
     gpu = preset("mt50_state_gpu", [])
-    assert (gpu.trainer.batch_size, gpu.policy.unet.down_dims, gpu.dataset.task_balanced) == (512, [128, 256, 512], True)
+    assert (gpu.trainer.batch_size, gpu.policy.unet.down_dims, gpu.dataset.task_balanced) == (512, [128, 256, 512],
+                                                                                               True)
     spec = spec_of(gpu)
     assert (spec.state_dim, spec.action_dim, len(spec.tasks), spec.cameras) == (39, 4, 50, [])
     libero = spec_of(preset("libero_image", []))
