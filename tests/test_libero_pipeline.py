@@ -92,8 +92,8 @@ def test_collect_official_layout_then_train_and_evaluate_from_images(libero_demo
 def test_one_policy_across_meta_world_and_libero_trains_and_runs_either_suite_but_no_third(libero_demos, tmp_path,
                                                                                            caplog):
     """MT1 reach from state with libero_object from cameras, in one task table, each with half of the draws;
-    the periodic and the final evaluations run both suites, eval.py runs the checkpoint on either and refuses a suite it was not
-    trained on."""
+    the periodic and the final evaluations run both suites, eval.py runs the checkpoint on either and refuses
+    a suite it was not trained on."""
     run = tmp_path / "run"
     cfg = compose_train([
         "experiment=mt10_libero_object", "env=metaworld_mt1", "env.task=reach-v3", "env.max_episode_steps=60",
