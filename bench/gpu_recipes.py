@@ -148,13 +148,14 @@ def main() -> None:
             print(f"{name:16s} {variant:13s} {rows[variant]}", flush=True)
         fastest = max(rows, key=lambda v: rows[v]["samples_per_s"])
         short_warmup = [*args.override, f"trainer.optim.warmup_steps={max(1, args.loss_steps // 10)}"]
-        losses = loss_curve(trainer_for(preset(name, short_warmup), spec, args.device, fastest,
-                                        Path(args.out_dir) / name / "loss"), fixed, args.loss_steps)
+        trainer = trainer_for(preset(name, short_warmup), spec, args.device, fastest,
+                              Path(args.out_dir) / name / "loss")
+        losses = loss_curve(trainer, fixed, args.loss_steps)
         window = max(1, min(10, len(losses) // 4))
         first, last = sum(losses[:window]) / window, sum(losses[-window:]) / window
         print(f"{name:16s} loss ({fastest}, {len(losses)} steps on 8 fixed batches): {first:.4f} -> {last:.4f}")
         figures["presets"][name] = {
-            "parameters": sum(p.numel() for p in make_policy(cfg.policy, spec).parameters()),
+            "parameters": sum(p.numel() for p in trainer.policy.parameters()),
             "batch_size": cfg.trainer.batch_size, "cameras": list(spec.cameras), "variants": rows,
             "loss": {"variant": fastest, "steps": len(losses), "first_mean": round(first, 5),
                      "last_mean": round(last, 5), "falls": last < first, "every_10th": [round(v, 5) for v in

@@ -48,7 +48,7 @@ def step_ms(method: str, num_tasks: int, seconds: float, per_task_forward: bool 
     policy = make_policy(DiffusionConfig(unet=UNetConfig(down_dims=[64, 128])), PolicySpec(39, 4, tasks))
     config = TrainerConfig(num_steps=10**6, batch_size=128, device="cpu", num_threads=torch.get_num_threads(),
                            multitask=MultitaskConfig(method=method, tasks_per_batch=num_tasks,
-                                                             per_task_forward=per_task_forward))
+                                                     per_task_forward=per_task_forward))
     with tempfile.TemporaryDirectory() as out_dir:
         trainer = Trainer(config, policy, Batches(num_tasks), out_dir, progress=False)
         batch = random_batch(policy.spec, 128)

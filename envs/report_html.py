@@ -15,7 +15,7 @@ from typing import Any
 from common.atomic import write_text
 from common.html_report import Raw, Section, interval, key_value_table, page, rate, table, video_card
 from common.svg_charts import BarSeries, interval_bars
-from envs.results import EpisodeRecord
+from envs.results import EpisodeRecord, suite_label
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +50,8 @@ def _task_section(results: dict[str, Any]) -> Section:
     rows = [[t["index"], name, rate(t["success_rate"]), interval(t["ci95"]), t["episodes"],
              "n/a" if t["mean_length"] is None else f"{t['mean_length']:.1f}", t["unstable"], t["errors"],
              t.get("instruction", "")] for name, t in tasks.items()]
-    label = f"suite ({suite['tasks']} task{'s' if suite['tasks'] != 1 else ''})"
-    rows.append(["", label, rate(suite["mean_success"]), interval(suite["ci95"]), suite["episodes"], "",
-                 suite["unstable"], suite["errors"], ""])
+    rows.append(["", suite_label(suite), rate(suite["mean_success"]), interval(suite["ci95"]), suite["episodes"],
+                 "", suite["unstable"], suite["errors"], ""])
     headers = ["#", "task", "success", "95% CI", "episodes", "mean length", "unstable", "errors", "instruction"]
     note = ('<p class="note">Bars: success rate per task; whiskers: Wilson 95% intervals (with 10 episodes per '
             "task about &plusmn;19 points at 0.9, with 50 about &plusmn;8.5). Dashed line and band: the mean over "

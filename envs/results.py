@@ -204,6 +204,11 @@ def _format_interval(interval: list[float]) -> str:
     return f"[{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
+def suite_label(suite: dict[str, Any]) -> str:
+    """The suite row's name in result tables: "suite (10 tasks)", "suite (1 task)"."""
+    return f"suite ({suite['tasks']} task{'s' if suite['tasks'] != 1 else ''})"
+
+
 def format_markdown(summary: dict[str, Any], title: str) -> str:
     """A GitHub markdown table of `summarize`'s output: one row per task, then the suite row."""
     lines = [
@@ -218,8 +223,7 @@ def format_markdown(summary: dict[str, Any], title: str) -> str:
                      f"{_format_interval(s['ci95'])} | {s['episodes']} | {length} | "
                      f"{s['unstable']} | {s['errors']} |")
     suite = summary["suite"]
-    lines.append(f"| | **suite ({suite['tasks']} task{'s' if suite['tasks'] != 1 else ''})** | "
-                 f"**{_format_rate(suite['mean_success'])}** | "
+    lines.append(f"| | **{suite_label(suite)}** | **{_format_rate(suite['mean_success'])}** | "
                  f"**{_format_interval(suite['ci95'])}** | **{suite['episodes']}** | | "
                  f"**{suite['unstable']}** | **{suite['errors']}** |")
     across = "the task's, as it is the only one" if suite["tasks"] == 1 else "bootstrap 95% interval across tasks"

@@ -204,7 +204,7 @@ class AggregatorMethod(MultitaskMethod):
             grads = [row[i] for row in rows]
             if any(g is not None for g in grads):
                 parameter.jac = torch.stack([torch.zeros_like(parameter) if g is None else g for g in grads])
-        losses = torch.stack([per_sample[tasks == task].mean() for task in present])
+        losses, _ = task_losses(per_sample, tasks, self.num_tasks)
         return scalars | {"loss_per_sample": per_sample}, self._aggregate(losses, present, parameters)
 
     def backward(self, outputs, tasks, parameters):
