@@ -35,7 +35,8 @@ HOLD_RADIUS = 0.035  # distance (m) grasp point - fingers while the object is he
 CARRY_CLEARANCE = 0.12  # height above the destination the fingers wait at once the object is placed (m)
 XY_TOLERANCE = 0.015  # horizontal distance (m) to the grasp point below which the fingers descend
 MIN_XY_ACTION = 0.25  # smallest horizontal action (units) while aligning: below it the OSC stalls short of the target
-CARRY_CEILING = 0.35  # highest the grasp point rises above the destination while carrying (m)
+CARRY_CEILING = 0.35  # highest a held object rises above its destination (m): its grasp point, or its bottom
+# above the destination's box when placed by its box
 RESTING_BAND = 0.04  # below this height (m) above the release height, an object that stopped sinking is let go
 RESTING_SPEED = 5e-4  # sinking (m per step) below which a lowered object counts as resting on something
 BACK_OFF = 0.3  # fraction of the horizontal error the object moves away from a higher destination while rising
@@ -323,6 +324,14 @@ def carry(place: Placing, rotate: np.ndarray) -> np.ndarray:
     return carry_by_heights(place, rotate)
 
 
+def rise_on(height: float, ceiling: float, xy_error: np.ndarray) -> np.ndarray:
+    """(3,) move of a held object picked up above its travel height: straight up to near `ceiling` (m),
+    then towards the destination (`xy_error` (2,) away) while rising on to it, never sinking. Straight up
+    first, out of a drawer or off a shelf: sideways, its wall knocks a bowl out of the fingers."""
+    xy_scale = 0.03 if height < ceiling - 0.05 else 1.0
+    return GAIN * np.r_[xy_scale * xy_error, min(height + 0.05, ceiling) - height]
+
+
 def carry_by_box(place: Placing, rotate: np.ndarray) -> np.ndarray:
     """Carry with the object's bottom `BOX_CLEARANCE` above the destination's box and its container's (a
     caddy's walls), then lower it until its
@@ -336,7 +345,11 @@ def carry_by_box(place: Placing, rotate: np.ndarray) -> np.ndarray:
         if bottom < lift - 0.02:  # rise, away from a destination above the object
             xy_scale = -BACK_OFF if above_object(place) else 0.2
             return action(GAIN * np.r_[xy_scale * xy_error, lift - bottom], rotate, close=True)
-        return action(GAIN * np.r_[xy_error, lift - bottom], rotate, close=True)
+        if bottom <= lift + 0.03:
+            return action(GAIN * np.r_[xy_error, lift - bottom], rotate, close=True)
+        # picked up above the travel height (off a microwave's roof): sinking on the way would drag the
+        # object over what it stood on
+        return action(rise_on(bottom, place.clear_height + CARRY_CEILING, xy_error), rotate, close=True)
     release = place.support + place.grasp.release_clearance
     resting = bottom < release + RESTING_BAND and place.sinking < RESTING_SPEED
     if bottom > release + 0.005 and not resting:
@@ -361,11 +374,7 @@ def carry_by_heights(place: Placing, rotate: np.ndarray) -> np.ndarray:
             return action(GAIN * np.r_[xy_scale * xy_error, carry_z - grasp[2]], rotate, close=True)
         if grasp[2] <= carry_z + 0.03:
             return action(GAIN * np.r_[xy_error, carry_z - grasp[2]], rotate, close=True)
-        ceiling = destination[2] + CARRY_CEILING  # picked up from above the carry height: rise on
-        rising = grasp[2] < ceiling - 0.05  # straight up, out of a drawer or off a shelf: sideways, its wall
-        xy_scale = 0.03 if rising else 1.0  # knocks the bowl out of the fingers
-        return action(GAIN * np.r_[xy_scale * xy_error, min(grasp[2] + 0.05, ceiling) - grasp[2]], rotate,
-                      close=True)
+        return action(rise_on(grasp[2], destination[2] + CARRY_CEILING, xy_error), rotate, close=True)
     release_z = destination[2] + spec.release_height
     resting = grasp[2] < release_z + RESTING_BAND and place.sinking < RESTING_SPEED
     if grasp[2] > release_z + 0.01 and not resting:
