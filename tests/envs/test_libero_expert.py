@@ -131,6 +131,10 @@ def test_every_benchmark_goal_parses_into_a_plan_of_known_primitives(suite_name)
     # LIVING_ROOM_SCENE4: the salad dressing whose body position is 5 cm below its centre (init state 2:
     # from 0 the bottle stands too close to the robot's base and the hand never gets low enough)
     pytest.param("libero_90", 62, 2, marks=pytest.mark.slow),
+    # KITCHEN_SCENE7: the white bowl from the microwave's roof onto the plate
+    pytest.param("libero_90", 36, 0, marks=pytest.mark.slow),
+    # KITCHEN_SCENE9: the stove on, then the frying pan on it, held by its handle
+    pytest.param("libero_90", 45, 0, marks=pytest.mark.slow),
 ])
 def test_expert_solves_each_kind_of_goal_from_an_official_init_state(suite_name, task_index, init_state):
     from envs.config import EnvConfig
@@ -210,3 +214,45 @@ def test_an_object_lifted_out_of_a_drawer_rises_straight_before_travelling():
     assert in_drawer[2] > 0.3 and np.linalg.norm(in_drawer[:2]) < 0.15  # up, barely sideways
     out = lifted_to(plate[2] + CARRY_CEILING)
     assert np.linalg.norm(out[:2]) > 0.9  # out of the drawer: travel
+
+
+def white_bowl_on_the_microwave(bowl_bottom: float) -> np.ndarray:
+    """(3,) move of KITCHEN_SCENE7's white bowl, held by its rim with its bottom at `bowl_bottom`, on its way
+    to the plate 24 cm away (positions from init state 0; the microwave's roof is at 1.07 m)."""
+    from envs.libero.primitives.pick_place import carry_by_box
+
+    bowl = np.array([-0.018, -0.261, bowl_bottom])
+    plate = np.array([0.003, -0.021, 0.902])
+    plate_box = (plate - [0.07, 0.07, 0.0], plate + [0.07, 0.07, 0.01])
+    place = Placing(grasp_for("white_bowl"), bowl, np.array([0.0, 0.0, 0.0, 1.0]),
+                    (bowl - [0.04, 0.04, 0.0], bowl + [0.04, 0.04, 0.035]), plate, plate_box, False, 0.0,
+                    float(plate_box[1][2]))
+    return carry_by_box(place, np.zeros(3))[:3]
+
+
+def test_an_object_picked_up_above_its_travel_height_never_sinks_on_its_way():
+    # Sinking while travelling dragged the bowl over the microwave's roof until the episode ran out.
+    from envs.libero.primitives.pick_place import CARRY_CEILING
+
+    just_lifted = white_bowl_on_the_microwave(1.075)
+    assert just_lifted[2] > 0.3 and np.linalg.norm(just_lifted[:2]) < 0.1  # straight up first
+    high = white_bowl_on_the_microwave(0.912 + CARRY_CEILING)
+    assert high[2] >= 0.0 and high[1] > 0.9  # high enough: towards the plate, not down
+    at_travel_height = white_bowl_on_the_microwave(0.912 + 0.05)
+    assert at_travel_height[1] > 0.9 and abs(at_travel_height[2]) < 0.1  # an object from the table: as before
+
+
+def test_a_pan_held_by_its_handle_is_placed_by_its_body_position_not_its_box():
+    # LIBERO's On checks the pan's body position in the cook region; its box's centre is 9 cm off it, along
+    # the handle.
+    from envs.libero.primitives.pick_place import carry_by_box
+
+    region = np.array([-0.041, 0.292, 0.905])
+    region_box = (region - [0.075, 0.075, 0.003], region + [0.075, 0.075, 0.002])
+    pan = np.array([-0.041, 0.2, 1.03])  # body position: 9 cm short of the region's centre, carried at travel height
+    box = (np.array([-0.15, 0.11, 1.005]), np.array([0.07, 0.47, 1.065]))  # handle along +y: box centre y 0.29
+    place = Placing(grasp_for("chefmate_8_frypan"), pan, np.array([0.0, 0.0, 0.0, 1.0]), box, region, region_box,
+                    False, 0.0, 0.955)
+    move = carry_by_box(place, np.zeros(3))[:3]
+    assert move[1] > 0.5  # towards the region, by the body position's 9 cm
+    assert move[2] > -0.1  # not lowered yet: by its box's centre it would be over the region already

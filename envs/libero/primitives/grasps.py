@@ -40,6 +40,9 @@ class GraspSpec:
     # Turn the object while carrying so that its finger axis lies across a narrow destination (a book
     # into a caddy's slot).
     align_to_slot: bool = False
+    # Placing by the object's box: line up its body position over the destination, not its box's centre
+    # (a pan held by its handle: LIBERO checks the body position, which the handle pulls the box away from).
+    place_by_origin: bool = False
 
     @property
     def yaw(self) -> float | None:
@@ -90,11 +93,12 @@ GRASP_SPECS.update({
     "red_coffee_mug": mug_grasp(0.131),
     "porcelain_mug": mug_grasp(0.108),
     "white_yellow_mug": mug_grasp(0.103),
-    # Frying pan (handle along local +x, the moka pot or the stove's knob often just past its end; light,
-    # but heavy on the handle's side): by the rim a quarter turn from the handle, where the collision
-    # model's wall is 2.8 cm thick, on the side away from the robot.
-    "chefmate_8_frypan": GraspSpec(finger_axis=np.pi / 2, local_point=(0.0, 0.088, 0.015), far_side=True,
-                                   release_clearance=0.01, empty_gap=0.01),
+    # Frying pan (50 g, handle along local +x): by the handle next to the pan, across its 2.5-cm width. By the
+    # rim the fingers close on a 8-mm wall that slides out as the hand rises; further out along the handle the
+    # 20-cm-wide hand comes down on the moka pot that often stands past its end. It hangs tilted from the
+    # fingers, so it is lined up by its body position (what LIBERO checks), not its box.
+    "chefmate_8_frypan": GraspSpec(finger_axis=np.pi / 2, local_point=(0.135, 0.0, 0.036),
+                                   release_clearance=0.01, empty_gap=0.006, place_by_origin=True),
     # Moka pot (body position at mid-height; 8 cm wide, wider than the open hand): by its handle's loop
     # (local y 0.04-0.09), across its 1.4 cm thickness.
     "moka_pot": GraspSpec(finger_axis=0.0, local_point=(0.0, 0.068, 0.045), release_clearance=0.01,

@@ -338,7 +338,8 @@ def carry_by_box(place: Placing, rotate: np.ndarray) -> np.ndarray:
     bottom is `release_clearance` above what it goes on (or it stops sinking), and open."""
     low, high = place.box
     center, destination, bottom = (low + high) / 2, place.destination, place.bottom
-    xy_error = (destination - center)[:2]  # the box's centre, not the body's origin (a book's is at its spine)
+    reference = place.center if place.grasp.place_by_origin else center  # a book's body position is at its spine
+    xy_error = (destination - reference)[:2]
     lift = place.clear_height + BOX_CLEARANCE
     lowering = bottom < lift - 0.02 and np.linalg.norm(xy_error) < LOWERING_TOLERANCE  # on the way down: keep going
     if np.linalg.norm(xy_error) > place.xy_tolerance and not lowering:
