@@ -145,7 +145,7 @@ def plan_task(goal_state: list[list[str]], scene: SceneNames, task_name: str) ->
     """The TaskPlan of a BDDL goal (``parsed_problem["goal_state"]``); UnplannableGoalError if a
     predicate has no primitive."""
     goals = [_goal_step(predicate, scene, task_name) for predicate in goal_state]
-    goals = _closing_last(goals, scene)
+    goals = _closing_last(_supports_first(goals), scene)
     steps: list[SubGoal] = list(goals)
     preconditions: dict[int, tuple[int, ...]] = {}
     for index, goal in enumerate(goals):
@@ -193,6 +193,20 @@ def _goal_step(predicate: list[str], scene: SceneNames, task_name: str) -> SubGo
     raise UnplannableGoalError(f"{task_name}: no primitive achieves {predicate} (known: in/on an object, "
                                f"open/close a drawer or {'/'.join(DOOR_FIXTURES)}, turnon/turnoff "
                                f"{'/'.join(KNOB_FIXTURES)})")
+
+
+def _supports_first(goals: list[SubGoal]) -> list[SubGoal]:
+    """Goal steps in BDDL order, except that an object that others go on or in is moved first ("stack the
+    left bowl on the right bowl and place them in the tray": the right bowl goes into the tray, then the
+    left one onto it; the other way round, the stacked bowl is in the way of the fingers taking the
+    bottom one)."""
+    ordered = list(goals)
+    for goal in goals:
+        support = [g for g in ordered if g.primitive == PICK_PLACE and g.args[0] == goal.args[-1]]
+        if goal.primitive == PICK_PLACE and support and ordered.index(support[0]) > ordered.index(goal):
+            ordered.remove(support[0])
+            ordered.insert(ordered.index(goal), support[0])
+    return ordered
 
 
 def _closing_last(goals: list[SubGoal], scene: SceneNames) -> list[SubGoal]:

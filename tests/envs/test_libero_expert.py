@@ -36,6 +36,18 @@ def test_a_container_is_opened_before_and_closed_after_what_goes_in():
     assert "cabinet_1_bottom_region" in plan.entities and "bowl_1" in plan.entities
 
 
+def test_what_others_are_stacked_on_is_moved_first():
+    # libero_90's "stack the left bowl on the right bowl and place them in the tray" lists the stacking first;
+    # the stacked bowl is then in the way of the fingers taking the bottom one
+    scene = SceneNames(object_kinds={"bowl_1": "akita_black_bowl", "bowl_2": "akita_black_bowl"},
+                       fixture_kinds={"tray_1": "wooden_tray"}, region_parents={"tray_1_contain_region": "tray_1"})
+    plan = plan_task([["On", "bowl_1", "bowl_2"], ["In", "bowl_2", "tray_1_contain_region"]], scene, "stack")
+    assert [plan.steps[i].args for i in plan.goal_steps] == [("bowl_2", "tray_1_contain_region"), ("bowl_1", "bowl_2")]
+    unrelated = plan_task([["On", "bowl_1", "tray_1_contain_region"], ["On", "bowl_2", "tray_1_contain_region"]],
+                          scene, "both_in_the_tray")
+    assert [step.args[0] for step in unrelated.steps] == ["bowl_1", "bowl_2"]  # BDDL order otherwise
+
+
 def test_the_expert_works_on_the_first_unmet_goal_or_its_unmet_precondition():
     plan = plan_task([["In", "bowl_1", "cabinet_1_bottom_region"], ["Close", "cabinet_1_bottom_region"]],
                      SCENE, "task")
