@@ -252,6 +252,8 @@ def test_an_object_picked_up_above_its_travel_height_never_sinks_on_its_way():
     assert high[2] >= 0.0 and high[1] > 0.9  # high enough: towards the plate, not down
     at_travel_height = white_bowl_on_the_microwave(0.912 + 0.05)
     assert at_travel_height[1] > 0.9 and abs(at_travel_height[2]) < 0.1  # an object from the table: as before
+    overshot = white_bowl_on_the_microwave(0.912 + 0.05 + 0.05)  # lifted past the travel height: back down,
+    assert overshot[1] > 0.9 and overshot[2] < -0.3  # not up to the ceiling (a mug lost 40 cm up)
 
 
 def test_a_pan_held_by_its_handle_is_placed_by_its_body_position_not_its_box():

@@ -41,6 +41,8 @@ RESTING_BAND = 0.04  # below this height (m) above the release height, an object
 RESTING_SPEED = 5e-4  # sinking (m per step) below which a lowered object counts as resting on something
 BACK_OFF = 0.3  # fraction of the horizontal error the object moves away from a higher destination while rising
 BOX_CLEARANCE = 0.05  # height (m) of a carried object's bottom above its destination's box
+PICKED_ABOVE = 0.08  # an object this far (m) above its travel height was picked up up there (off a microwave's
+# roof), not lifted past it (a mug swinging in the fingers overshoots by up to ~4 cm)
 LOWERING_TOLERANCE = 0.03  # horizontal error (m) of an object on its way down into its destination that is
 # corrected while lowering rather than by rising again
 MAX_LOWERING = 0.5  # fastest descent (action units) of an object placed by its box (into a slot)
@@ -346,7 +348,7 @@ def carry_by_box(place: Placing, rotate: np.ndarray) -> np.ndarray:
         if bottom < lift - 0.02:  # rise, away from a destination above the object
             xy_scale = -BACK_OFF if above_object(place) else 0.2
             return action(GAIN * np.r_[xy_scale * xy_error, lift - bottom], rotate, close=True)
-        if bottom <= lift + 0.03:
+        if bottom <= lift + PICKED_ABOVE:
             return action(GAIN * np.r_[xy_error, lift - bottom], rotate, close=True)
         # picked up above the travel height (off a microwave's roof): sinking on the way would drag the
         # object over what it stood on
