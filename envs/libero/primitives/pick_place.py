@@ -41,8 +41,8 @@ RESTING_BAND = 0.04  # below this height (m) above the release height, an object
 RESTING_SPEED = 5e-4  # sinking (m per step) below which a lowered object counts as resting on something
 BACK_OFF = 0.3  # fraction of the horizontal error the object moves away from a higher destination while rising
 BOX_CLEARANCE = 0.05  # height (m) of a carried object's bottom above its destination's box
-PICKED_ABOVE = 0.08  # an object this far (m) above its travel height was picked up up there (off a microwave's
-# roof), not lifted past it (a mug swinging in the fingers overshoots by up to ~4 cm)
+PICKED_ABOVE = 0.08  # an object this far (m) above its travel height was picked up from that high (off a
+# microwave's roof, 11 cm above), not lifted past it (a mug swinging in the fingers passes it by 3 cm)
 LOWERING_TOLERANCE = 0.03  # horizontal error (m) of an object on its way down into its destination that is
 # corrected while lowering rather than by rising again
 MAX_LOWERING = 0.5  # fastest descent (action units) of an object placed by its box (into a slot)
