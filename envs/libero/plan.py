@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from envs.libero.privileged import MAX_ENTITIES
+
 # Fixture categories with a mechanism, and which kind of primitive moves it.
 DRAWER_CABINETS = ("wooden_cabinet", "white_cabinet", "yellow_cabinet")  # drawers: <cabinet>_<level>_region
 DRAWER_LEVELS = ("top_region", "middle_region", "bottom_region")
@@ -73,6 +75,8 @@ class TaskPlan:
         whose box a carried object must clear; tables are left out.
     slots: {step index: (slot, slots)} for objects put On the same destination ("put both moka pots on
         the stove"): each goes to its own place on it, not on top of the one before.
+    bystanders: {step index: the scene's other movable objects} for a push, which must clear them out of
+        the pushed object's way (they are in `entities` too, after everything the steps name).
     """
 
     task_name: str
@@ -83,6 +87,7 @@ class TaskPlan:
     mechanisms: tuple[str, ...] = ()
     containers: dict[str, str] = field(default_factory=dict)
     slots: dict[int, tuple[int, int]] = field(default_factory=dict)
+    bystanders: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def current_step(self, satisfied: Sequence[bool], committed: Callable[[int], bool] = lambda step: False
                      ) -> int | None:
@@ -174,8 +179,12 @@ def plan_task(goal_state: list[list[str]], scene: SceneNames, task_name: str) ->
             sharing.setdefault(step.args[1], []).append(index)
     slots = {index: (slot, len(indices)) for indices in sharing.values() if len(indices) > 1
              for slot, index in enumerate(indices)}
+    others = [name for name in scene.object_kinds if name not in entities][:MAX_ENTITIES - len(entities)]
+    bystanders = {index: tuple(others) for index, step in enumerate(steps) if step.primitive == PUSH}
+    if bystanders:
+        entities += others
     return TaskPlan(task_name, tuple(steps), tuple(range(len(goals))), preconditions, tuple(entities),
-                    tuple(mechanisms), containers, slots)
+                    tuple(mechanisms), containers, slots, bystanders)
 
 
 def _goal_step(predicate: list[str], scene: SceneNames, task_name: str) -> SubGoal:

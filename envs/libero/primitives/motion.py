@@ -68,6 +68,13 @@ def hand_yaw(ori: np.ndarray) -> float:
     return float(relative.as_euler("zyx")[0])
 
 
+def yaw_for_closing_axis(axis: np.ndarray) -> float:
+    """Yaw (rad, within [-pi/2, pi/2]) of a hand pointing down whose fingers close along horizontal
+    `axis` (2,) (at yaw 0 they close along world y; the fingers are symmetric, so yaw and yaw + pi agree)."""
+    yaw = float(np.arctan2(-axis[0], axis[1]))
+    return (yaw + np.pi / 2) % np.pi - np.pi / 2
+
+
 def at_least(move: np.ndarray, norm: float) -> np.ndarray:
     """`move` scaled up to `norm` if shorter (a direction is kept, a zero move stays zero)."""
     length = np.linalg.norm(move)
