@@ -51,6 +51,8 @@ class MultitaskSequenceDataset(Dataset):
         files: the files the data is read from (task files, or a LeRobot folder's parquet and meta files).
         root: folder beside which derived files (statistics) are cached.
         tasks: (index, name, instruction) of each task present, by index.
+        tasks_without_demonstrations: names in `config.task_names` with no episode here (a task its scripted
+            expert never solved): a policy trained on this keeps them in its task table, untrained.
         task_of_sample: (N,) int64, the task index of each sample (for balanced sampling).
         image_shapes: camera -> (3, H, W) of `obs.rgb.<camera>` frames.
     """
@@ -70,6 +72,13 @@ class MultitaskSequenceDataset(Dataset):
         check_compatible(task_files)
         indices = task_indices([tf.task for tf in task_files], config.task_names, [tf.path for tf in task_files])
         self.tasks = sorted((indices[i], tf.task, tf.instruction) for i, tf in enumerate(task_files))
+        present = {tf.task for tf in task_files}
+        wanted = config.task_names if config.only_tasks is None and config.task_names is not None else []
+        self.tasks_without_demonstrations = [name for name in wanted if name not in present]
+        if self.tasks_without_demonstrations:
+            logger.warning("%s holds no demonstrations of tasks %s: a policy trained on it has never seen them "
+                           "(to leave them out on purpose, name the others in train_tasks=[...])", self.root,
+                           self.tasks_without_demonstrations)
         self.image_shapes = {c: (3, *task_files[0].image_shapes[c][:2]) for c in self.cameras}
         self._index_episodes(task_files, indices)
         self._obs_offsets = np.arange(1 - self.n_obs_steps, 1)

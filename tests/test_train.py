@@ -134,3 +134,28 @@ def test_collect_train_evaluate_and_resume_in_process(tmp_path):
     with pytest.raises(ValueError, match="camera 'corner'|cannot run"):
         evaluate(EvalConfig(env=EnvConfig(suite="metaworld_mt1", task="push-v3"), out_dir=str(tmp_path / "bad"),
                             checkpoint=str(tmp_path / "run" / "checkpoints" / "last"), progress=False))
+
+
+def test_tasks_without_demonstrations_are_recorded_with_the_weights_and_in_the_results(tmp_path):
+    """MT10 with demonstrations of reach-v3 only (as when an expert never solves the other tasks): the run
+    trains, and the checkpoint and every results.json of it name the nine tasks it never saw."""
+    from tests.datasets.conftest import write_task_file
+
+    demos = tmp_path / "demos"
+    demos.mkdir()
+    write_task_file(demos / "reach-v3.hdf5", "reach-v3", [40, 40], state_dim=39, action_dim=4)
+    cfg = compose_train([
+        f"dataset.path={demos}", "collect_missing=false", "final_eval=false", f"out_dir={tmp_path / 'run'}",
+        "progress=false", "policy.unet.down_dims=[16,32]", "policy.obs_encoder.state_hidden_dim=32",
+        "policy.conditioning.text=false", "trainer.num_steps=2", "trainer.batch_size=4", "trainer.checkpoint_every=2",
+    ])
+    train(cfg)
+    _, record = load_policy(tmp_path / "run" / "checkpoints" / "last")
+    never_seen = record["metadata"]["tasks_without_demonstrations"]["metaworld_mt10"]
+    assert len(never_seen) == 9 and "reach-v3" not in never_seen and "push-v3" in never_seen
+    results = evaluate(EvalConfig(env=EnvConfig(suite="metaworld_mt10", max_episode_steps=8), tasks=["push-v3"],
+                                  checkpoint=str(tmp_path / "run" / "checkpoints" / "last"), episodes_per_task=1,
+                                  rollout=RolloutConfig(num_workers=1, envs_per_worker=1, videos_per_task=0),
+                                  out_dir=str(tmp_path / "eval"), progress=False))
+    policy = results["metadata"]["identity"]["policy"]
+    assert policy["tasks_without_demonstrations"] == {"metaworld_mt10": never_seen}

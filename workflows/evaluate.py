@@ -38,6 +38,7 @@ from policies.checkpoint import WEIGHTS_FILE, load_policy
 from policies.spec import PolicySpec
 
 log = logging.getLogger("eval")
+UNTRAINED_TASKS = "tasks_without_demonstrations"  # in checkpoint metadata and results: {suite: [names]}
 
 
 @dataclass
@@ -106,11 +107,13 @@ def policy_under_test(cfg: EvalConfig, suite: Suite) -> PolicyUnderTest:
     if not Path(cfg.checkpoint).is_dir():
         raise FileNotFoundError(f"checkpoint={cfg.checkpoint!r} is not a directory (train.py writes "
                                 "<out_dir>/checkpoints/last)")
-    policy, _ = load_policy(cfg.checkpoint)
+    policy, record = load_policy(cfg.checkpoint)
     check_policy_fits(policy.spec, suite)
     weights = Path(cfg.checkpoint) / WEIGHTS_FILE
     source = {"checkpoint": str(Path(cfg.checkpoint).resolve()),
               "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    if UNTRAINED_TASKS in record["metadata"]:
+        source[UNTRAINED_TASKS] = record["metadata"][UNTRAINED_TASKS]
     overrides = cfg.acting.apply(policy)
     if overrides:
         source["acting"] = overrides

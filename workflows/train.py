@@ -42,7 +42,7 @@ from training.config import TrainerConfig
 from training.distributed import init_distributed, wait_for_main_process
 from training.trainer import Trainer
 from workflows.collect import CollectConfig, collect, task_file
-from workflows.evaluate import EvalConfig, check_policy_fits, evaluate, learned_policy
+from workflows.evaluate import UNTRAINED_TASKS, EvalConfig, check_policy_fits, evaluate, learned_policy
 
 log = logging.getLogger("train")
 
@@ -172,6 +172,8 @@ def evaluation(cfg: TrainConfig, trainer: Trainer, out_dir: Path, videos: int, e
     of checkpoints/step_<N> when one is saved)."""
     state = trainer.acting_state_dict()
     source = {"training_run": str(trainer.out_dir.resolve()), "step": trainer.step, "sha256": weights_sha256(state)}
+    if UNTRAINED_TASKS in trainer.metadata:
+        source[UNTRAINED_TASKS] = trainer.metadata[UNTRAINED_TASKS]
     policy, results = trainer.acting_policy(state), {}
     for trained in suites_trained(cfg):
         env = trained.env
@@ -224,10 +226,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         weights = suite_shared_weights(dataset, cfg.dataset.task_balanced, [t.share for t in trained_on])
         log.info("draws per suite: %s", ", ".join(f"{s.name} {share:.2f}" for s, share in
                                                   zip(suites, suite_shares(dataset, weights))))
-    trainer = Trainer(cfg.trainer, policy, dataset, out_dir, weights,
-                      metadata={"suite": " + ".join(s.name for s in suites), "run": cfg.name,
-                                "dataset": str(dataset.root)},
-                      progress=cfg.progress)
+    metadata = {"suite": " + ".join(s.name for s in suites), "run": cfg.name, "dataset": str(dataset.root)}
+    untrained = {s.name: d.tasks_without_demonstrations for s, d in zip(suites, datasets)
+                 if d.tasks_without_demonstrations}
+    if untrained:  # travels with the weights into every results.json of them
+        metadata[UNTRAINED_TASKS] = untrained
+    trainer = Trainer(cfg.trainer, policy, dataset, out_dir, weights, metadata=metadata, progress=cfg.progress)
     trainer.resume()  # refuses a run of another policy in out_dir before its config.yaml is touched
     if trainer.is_main:
         write_text(out_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))

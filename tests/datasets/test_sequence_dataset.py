@@ -167,6 +167,20 @@ def test_only_tasks_keeps_their_windows_indices_and_frames(image_folder):
         dataset_of(folder, only_tasks=["push-v3"])
 
 
+def test_tasks_of_the_table_without_demonstrations_are_named_and_logged(image_folder, caplog):
+    """A task whose expert never solved it has no file: the dataset names it (the run records it) and warns."""
+    folder, _ = image_folder
+    with caplog.at_level(logging.WARNING, logger="datasets.sequence_dataset"):
+        dataset = dataset_of(folder, task_names=["close-v3", "push-v3", "open-v3", "reach-v3"])
+    assert dataset.tasks_without_demonstrations == ["push-v3", "reach-v3"]
+    assert [name for _, name, _ in dataset.tasks] == ["close-v3", "open-v3"]
+    assert "no demonstrations of tasks ['push-v3', 'reach-v3']" in caplog.text
+    assert dataset_of(folder, task_names=["close-v3", "open-v3"]).tasks_without_demonstrations == []
+    # leaving tasks out on purpose (a fine-tune of one task) is not a gap in the data
+    chosen = dataset_of(folder, task_names=["close-v3", "push-v3", "open-v3"], only_tasks=["open-v3"])
+    assert chosen.tasks_without_demonstrations == []
+
+
 def test_image_cache_gives_the_same_samples_and_logs_its_size(image_folder, caplog):
     folder, _ = image_folder
     on_demand = dataset_of(folder, cameras=["corner", "gripper"])
