@@ -12,6 +12,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 from metaworld.policies import ENV_POLICY_MAP
 
 from envs.config import EnvConfig
@@ -86,6 +87,27 @@ def test_failed_episodes_are_retried_with_new_goals_then_given_up(tmp_path):
     assert [d.attrs["episode"] for d in _demos(path)] == [1, 2, 6, 7]  # gave up after 12 tries
     path = collect(_config(tmp_path / "all", episodes=4, env=short, keep="all"))["reach-v3"]
     assert [bool(d.attrs["success"]) for d in _demos(path)] == [False, True, True, False]
+
+
+def test_a_task_without_any_success_is_recorded_and_not_attempted_again(tmp_path, monkeypatch, caplog):
+    """libero_10's mug-in-microwave expert never succeeds: each restart of train.py used to spend its attempts
+    again. The first run leaves no file but a record; the next one runs no episode at all."""
+    cfg = _config(tmp_path, episodes=2, env={"max_episode_steps": 3}, max_attempts_factor=1.5)
+    assert collect(cfg) == {}
+    assert not list(tmp_path.glob("*.hdf5"))
+    record = json.loads((tmp_path / "reach-v3.no_demos.json").read_text())
+    assert record["task"] == "reach-v3" and record["attempts"] == 3 and record["successes"] == 0
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("a recorded task was attempted again")
+
+    monkeypatch.setattr("workflows.collect.make_engine", no_engine)
+    with caplog.at_level("WARNING", logger="collect"):
+        assert collect(cfg) == {}
+    assert "reach-v3: skipped, its expert gave no demo in 3 attempts" in caplog.text
+    (tmp_path / "reach-v3.no_demos.json").unlink()  # deleting the record retries the task
+    with pytest.raises(AssertionError, match="attempted again"):
+        collect(cfg)
 
 
 def test_the_progress_bar_of_a_retry_round_counts_its_own_steps_per_second(tmp_path, capsys):

@@ -5,11 +5,14 @@ LIBERO layout, `datasets.layout`). `python collect.py` runs it; train.py calls i
 
 Writes <out_dir>/<task>.hdf5 (default out_dir: data/demos/<suite>). Goals are freshly sampled
 per episode from a seed (env.goal_set=random; `official` uses the 50 evaluation goals).
-Files appear only when complete; re-running the same command skips finished tasks.
+Files appear only when complete; re-running the same command skips finished tasks. A task whose expert
+succeeded in none of its attempts gets no file but a record, <out_dir>/<task>.no_demos.json, so a re-run
+(or train.py's resume) does not spend those attempts again; delete the record to retry.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from common.atomic import ensure_folder
+from common.atomic import ensure_folder, write_text
 from common.provenance import package_versions
 from common.schema import Task
 from datasets.layout import DATA, problem_info
@@ -64,6 +67,16 @@ def task_file(out_dir: Path, task: Task) -> Path:
     else ``<task>.hdf5``, the file collect.py writes."""
     official = out_dir / f"{task.name}_demo.hdf5"
     return official if official.exists() else out_dir / f"{task.name}.hdf5"
+
+
+def no_demos_record(out_dir: Path, task: Task) -> Path:
+    """Where collection records that the task's expert succeeded in none of its attempts."""
+    return out_dir / f"{task.name}.no_demos.json"
+
+
+def collection_done(out_dir: Path, task: Task) -> bool:
+    """The task has its demonstration file, or a record that its expert produced none."""
+    return task_file(out_dir, task).exists() or no_demos_record(out_dir, task).exists()
 
 
 def task_attrs(suite: Suite, task: Task, cfg: CollectConfig, attempts: int, successes: int) -> dict[str, Any]:
@@ -111,10 +124,18 @@ class TaskCollector:
 
 
 def finished_tasks(out_dir: Path, tasks: list[Task]) -> list[Task]:
-    """Tasks whose file is already complete (a file only gets its final name once written)."""
+    """Tasks whose file is already complete (a file only gets its final name once written), or whose expert
+    gave no demo in an earlier run (its record is named in the log)."""
     done = []
     for task in tasks:
         path = task_file(out_dir, task)
+        record = no_demos_record(out_dir, task)
+        if record.exists() and not path.exists():
+            attempts = json.loads(record.read_text()).get("attempts", "?")
+            log.warning("%s: skipped, its expert gave no demo in %s attempts of an earlier run (%s; delete it to "
+                        "retry)", task.name, attempts, record)
+            done.append(task)
+            continue
         if path.exists():
             try:
                 with h5py.File(path, "r") as file:
@@ -138,6 +159,15 @@ def collect(cfg: CollectConfig) -> dict[str, Path]:
     if done:
         log.info("resuming: %d of %d tasks already in %s", len(done), len(suite.tasks), out_dir)
     todo = [t for t in suite.tasks if t not in done]
+    if todo:
+        collect_tasks(suite, cfg, out_dir, todo)
+    files = {t.name: task_file(out_dir, t) for t in suite.tasks if task_file(out_dir, t).exists()}
+    print(f"{len(files)} task files in {out_dir}")
+    return files
+
+
+def collect_tasks(suite: Suite, cfg: CollectConfig, out_dir: Path, todo: list[Task]) -> None:
+    """Run the expert on `todo` in retry rounds until each task has its demos or its attempts run out."""
     collector = TaskCollector(suite, cfg, out_dir, todo)
     policy = suite.make_expert()
     engine = make_engine(suite, cfg.rollout, policy, out_dir, cfg.progress, record_trajectories=True,
@@ -163,6 +193,7 @@ def collect(cfg: CollectConfig) -> dict[str, Path]:
                         collector.attempts[task.name])
             if kept:
                 collector.write(task)
-    files = {t.name: task_file(out_dir, t) for t in suite.tasks if task_file(out_dir, t).exists()}
-    print(f"{len(files)} task files in {out_dir}")
-    return files
+            else:
+                attrs = task_attrs(suite, task, cfg, collector.attempts[task.name], 0)
+                record = {"task": task.name, "suite": suite.name, **attrs["collection"]}
+                write_text(no_demos_record(out_dir, task), json.dumps(record, indent=2) + "\n")

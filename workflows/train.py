@@ -41,7 +41,7 @@ from policies.text_encoder import embed_instructions, make_text_encoder
 from training.config import TrainerConfig
 from training.distributed import init_distributed, wait_for_main_process
 from training.trainer import Trainer
-from workflows.collect import CollectConfig, collect, task_file
+from workflows.collect import CollectConfig, collect, collection_done
 from workflows.evaluate import UNTRAINED_TASKS, EvalConfig, check_policy_fits, evaluate, learned_policy
 
 log = logging.getLogger("train")
@@ -117,12 +117,12 @@ def suites_trained(cfg: TrainConfig) -> list[JointSuiteConfig]:
 
 
 def ensure_demonstrations(cfg: TrainConfig, trained: JointSuiteConfig, suite: Suite) -> None:
-    """Collect expert demonstrations for the suite's tasks that have no file in dataset.path yet (formats the
-    collection writes only: a LeRobot folder is read as it is)."""
+    """Collect expert demonstrations for the suite's tasks that have no file in dataset.path yet, nor a record
+    that their expert gave none (formats the collection writes only: a LeRobot folder is read as it is)."""
     dataset, episodes = trained.dataset, trained.collect_episodes_per_task or cfg.collect_episodes_per_task
     if not isinstance(dataset.path, str) or not cfg.collect_missing or not SOURCES.get(dataset.format).collected:
         return
-    missing = [t.name for t in suite.tasks if not task_file(Path(dataset.path), t).exists()]
+    missing = [t.name for t in suite.tasks if not collection_done(Path(dataset.path), t)]
     if not missing:
         return
     log.info("no demonstrations for %d tasks in %s: collecting %d per task with the scripted experts",
