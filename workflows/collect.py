@@ -51,6 +51,8 @@ class CollectConfig:
     keep: Keep = Keep.success  # success or all
     action_noise: float = 0.0  # std of Gaussian noise on executed actions; the clean expert action is the label
     max_attempts_factor: float = 3.0  # keep=success: give up on a task after this many x episodes_per_task tries
+    retry_unsolved: bool = False  # keep=success: retry a task that none of its first episodes_per_task tries
+    # solved (off: give it up then, as libero_10's mug-in-microwave expert spent 40 more full-length failures)
     out_dir: str | None = None  # None: data/demos/<suite>
     progress: bool = True
 
@@ -105,6 +107,11 @@ class TaskCollector:
 
     def needed(self, task: Task) -> int:
         return 0 if task.name in self.written else self.cfg.episodes_per_task - len(self.kept[task.name])
+
+    def unsolved(self, task: Task) -> bool:
+        """keep=success and none of at least episodes_per_task tries succeeded."""
+        return (self.cfg.keep == Keep.success and self.successes[task.name] == 0
+                and self.attempts[task.name] >= self.cfg.episodes_per_task)
 
     def add(self, record: EpisodeRecord, trajectory: dict[str, Any]) -> None:
         self.successes[record.task] += int(record.success)
@@ -181,6 +188,8 @@ def collect_tasks(suite: Suite, cfg: CollectConfig, out_dir: Path, todo: list[Ta
             for task in todo:
                 start = collector.attempts[task.name]
                 count = min(collector.needed(task), limit - start)
+                if collector.unsolved(task) and not cfg.retry_unsolved:
+                    count = 0
                 requests += [EpisodeRequest(task, e) for e in range(start, start + count)]
                 collector.attempts[task.name] += count
             if not requests:
