@@ -5,9 +5,10 @@ LIBERO layout, `datasets.layout`). `python collect.py` runs it; train.py calls i
 
 Writes <out_dir>/<task>.hdf5 (default out_dir: data/demos/<suite>). Goals are freshly sampled
 per episode from a seed (env.goal_set=random; `official` uses the 50 evaluation goals).
-Files appear only when complete; re-running the same command skips finished tasks. A task whose expert
-succeeded in none of its attempts gets no file but a record, <out_dir>/<task>.no_demos.json, so a re-run
-(or train.py's resume) does not spend those attempts again; delete the record to retry.
+Files appear only when complete; re-running the same command skips finished tasks. A task that none of its
+first episodes_per_task tries solved is given up (retry_unsolved=true retries it) and gets no file but a
+record, <out_dir>/<task>.no_demos.json, so a re-run (or train.py's resume) does not spend those tries again;
+delete the record to retry.
 """
 
 from __future__ import annotations
@@ -198,8 +199,9 @@ def collect_tasks(suite: Suite, cfg: CollectConfig, out_dir: Path, todo: list[Ta
     for task in todo:
         if task.name not in collector.written:
             kept = len(collector.kept[task.name])
-            log.warning("%s: only %d of %d demos after %d attempts", task.name, kept, cfg.episodes_per_task,
-                        collector.attempts[task.name])
+            log.warning("%s: only %d of %d demos after %d attempts%s", task.name, kept, cfg.episodes_per_task,
+                        collector.attempts[task.name],
+                        "; given up, as none succeeded (retry_unsolved=true retries it)" if not kept else "")
             if kept:
                 collector.write(task)
             else:
