@@ -201,7 +201,7 @@ def collect_tasks(suite: Suite, cfg: CollectConfig, out_dir: Path, todo: list[Ta
             kept = len(collector.kept[task.name])
             log.warning("%s: only %d of %d demos after %d attempts%s", task.name, kept, cfg.episodes_per_task,
                         collector.attempts[task.name],
-                        "; given up, as none succeeded (retry_unsolved=true retries it)" if not kept else "")
+                        "; none succeeded (retry_unsolved=true retries such a task)" if not kept else "")
             if kept:
                 collector.write(task)
             else:
