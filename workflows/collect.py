@@ -107,7 +107,10 @@ class TaskCollector:
         self.written: dict[str, Path] = {}
 
     def needed(self, task: Task) -> int:
-        return 0 if task.name in self.written else self.cfg.episodes_per_task - len(self.kept[task.name])
+        """Demos still to collect: none once written, or once given up unsolved (unless retry_unsolved)."""
+        if task.name in self.written or (self.unsolved(task) and not self.cfg.retry_unsolved):
+            return 0
+        return self.cfg.episodes_per_task - len(self.kept[task.name])
 
     def unsolved(self, task: Task) -> bool:
         """keep=success and none of at least episodes_per_task tries succeeded."""
@@ -189,8 +192,6 @@ def collect_tasks(suite: Suite, cfg: CollectConfig, out_dir: Path, todo: list[Ta
             for task in todo:
                 start = collector.attempts[task.name]
                 count = min(collector.needed(task), limit - start)
-                if collector.unsolved(task) and not cfg.retry_unsolved:
-                    count = 0
                 requests += [EpisodeRequest(task, e) for e in range(start, start + count)]
                 collector.attempts[task.name] += count
             if not requests:
