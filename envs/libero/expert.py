@@ -28,7 +28,7 @@ import numpy as np
 from common.schema import OBS_STATE, TASK_INDEX, Task
 from envs.libero.env import OBS_PRIVILEGED
 from envs.libero.plan import TaskPlan, UnplannableGoalError, plan_problem
-from envs.libero.primitives import PRIMITIVE_FUNCTIONS, committed
+from envs.libero.primitives import PRIMITIVE_FUNCTIONS, committed, in_hand
 from envs.libero.primitives.motion import HOLD_STILL, Hand
 from envs.libero.privileged import PrivilegedView
 
@@ -83,7 +83,8 @@ def expert_action(plan: TaskPlan | None, state: np.ndarray, privileged: np.ndarr
         return HOLD_STILL
     view = PrivilegedView.parse(privileged)
     hand = Hand.from_state(state)
-    current = plan.current_step(view.satisfied[-1], lambda goal: committed(plan.steps[goal], plan, hand, view))
+    current = plan.current_step(view.satisfied[-1], lambda goal: committed(plan.steps[goal], plan, hand, view),
+                                lambda goal: in_hand(plan.steps[goal], plan, hand, view))
     if current is None:  # every goal predicate holds (the episode ends here): let go and stay
         return HOLD_STILL
     step = plan.steps[current]

@@ -89,13 +89,18 @@ class TaskPlan:
     slots: dict[int, tuple[int, int]] = field(default_factory=dict)
     bystanders: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
-    def current_step(self, satisfied: Sequence[bool], committed: Callable[[int], bool] = lambda step: False
-                     ) -> int | None:
+    def current_step(self, satisfied: Sequence[bool], committed: Callable[[int], bool] = lambda step: False,
+                     in_hand: Callable[[int], bool] = lambda step: False) -> int | None:
         """Index of the step to work on given each step's truth now; None when every goal step holds.
         A goal step for which `committed(step)` holds (e.g. its object is in the hand) is worked on
-        even if a precondition lapsed meanwhile (a drawer nudged a little shut while a bowl goes in)."""
+        even if a precondition lapsed meanwhile (a drawer nudged a little shut while a bowl goes in).
+        A goal step that holds while `in_hand(step)` (its object is still held) is finished first: the
+        object is put down and let go before the next step moves the hand (a mug counts as in the
+        microwave as soon as it passes the opening's face, long before it is put down)."""
         for goal in self.goal_steps:
             if satisfied[goal]:
+                if in_hand(goal):
+                    return goal
                 continue
             if not committed(goal):
                 for pre in self.preconditions.get(goal, ()):

