@@ -11,7 +11,8 @@ into a `envs.libero.plan.TaskPlan`: ordered sub-goals, each with its primitive (
 pick-and-place by object kind, push, open / close a drawer or door by its handle, turn a knob on / off),
 and preconditions (a container opened before something is put in). It keeps no rollout state (the
 engine batches many episodes through one policy object): every step it works on the first goal
-predicate not yet satisfied (or that predicate's unmet precondition), and the primitive reads its phase
+predicate not yet satisfied, or satisfied with its object still in the hand (or that predicate's unmet
+precondition), and the primitive reads its phase
 off the observation window (To = 2).
 
 A task whose goal has no primitive is named in the log (and in `unplanned`) when the expert is built; the

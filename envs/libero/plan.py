@@ -8,7 +8,8 @@ preconditions they need (a closed drawer or microwave is opened before anything 
 
 The expert keeps no state: at every step it works on `TaskPlan.current_step` of the predicate flags
 that the env computes with LIBERO's own checks (``obs.privileged``), i.e. the first goal step not yet
-satisfied, or that step's first unsatisfied precondition. What the env must observe for the primitives
+satisfied (or satisfied with its object still in the hand), or that step's first unsatisfied
+precondition. What the env must observe for the primitives
 (poses of `TaskPlan.entities`, joints and handles of `TaskPlan.mechanisms`) is named here too, so that
 env and expert agree on one layout (`envs.libero.privileged`) without the expert building a scene.
 
