@@ -147,7 +147,8 @@ def test_an_object_goes_in_through_a_door_level_then_is_put_down_and_let_go():
     x = opening.middle[0]
 
     def move(position, bottom, resting=False):
-        return carry_through_door(np.asarray(position), bottom, region, opening, 0.01, resting, np.zeros(3))
+        return carry_through_door(np.asarray(position), bottom, region, opening, region[0][2] + 0.01, resting,
+                                  np.zeros(3))
 
     lifted = move([x, 0.0, 0.9], 0.9)  # on the table: up first, forwards more slowly than once up
     travelling = move([x, 0.0, entry], entry)

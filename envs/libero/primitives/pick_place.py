@@ -126,6 +126,11 @@ class Placing:
     def bottom(self) -> float:
         return float(self.box[0][2])
 
+    def rests_by(self, release: float) -> bool:
+        """Whether the object, its bottom within `RESTING_BAND` of the release height `release` (m), has
+        stopped sinking: it stands on something short of the release height."""
+        return self.bottom < release + RESTING_BAND and self.sinking < RESTING_SPEED
+
 
 def slot_offset(box: tuple[np.ndarray, np.ndarray], slot: int, slots: int) -> np.ndarray:
     """(3,) offset of place `slot` of `slots` in a destination's box (low, high): spread along its longer
@@ -336,11 +341,9 @@ def carry(place: Placing, rotate: np.ndarray) -> np.ndarray:
     `release_clearance` (by the object's box: its bottom over the destination's box) when set, else its
     `carry_height` / `release_height` above the destination's position."""
     if place.door_opening is not None:
-        release_clearance = place.grasp.release_clearance or 0.0
-        resting = place.bottom < place.destination_box[0][2] + release_clearance + RESTING_BAND \
-            and place.sinking < RESTING_SPEED
+        release = place.support + (place.grasp.release_clearance or 0.0)
         return carry_through_door(place.center, place.bottom, place.destination_box, place.door_opening,
-                                  release_clearance, resting, rotate)
+                                  release, place.rests_by(release), rotate)
     if place.grasp.release_clearance is not None:
         return carry_by_box(place, rotate)
     return carry_by_heights(place, rotate)
@@ -374,8 +377,7 @@ def carry_by_box(place: Placing, rotate: np.ndarray) -> np.ndarray:
         # object over what it stood on
         return action(rise_on(bottom, place.clear_height + CARRY_CEILING, xy_error), rotate, close=True)
     release = place.support + place.grasp.release_clearance
-    resting = bottom < release + RESTING_BAND and place.sinking < RESTING_SPEED
-    if bottom > release + 0.005 and not resting:
+    if bottom > release + 0.005 and not place.rests_by(release):
         return action(np.r_[GAIN * xy_error, max(GAIN * (release - bottom), -MAX_LOWERING)], rotate, close=True)
     return action(np.array([0.0, 0.0, place.grasp.release_lift]), rotate, close=False)
 

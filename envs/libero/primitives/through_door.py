@@ -61,13 +61,13 @@ class Opening:
 
 
 def carry_through_door(position: np.ndarray, bottom: float, region: tuple[np.ndarray, np.ndarray],
-                       opening: Opening, release_clearance: float, resting: bool, rotate: np.ndarray
+                       opening: Opening, release: float, resting: bool, rotate: np.ndarray
                        ) -> np.ndarray:
     """(7,) action for a held object at `position` (3,) with its lowest point at `bottom` (m), to go into
     `region` (low (3,), high (3,)) through `opening`: up to the entry height, to the line-up point in front
-    of the opening's middle, in level to `ENTRY_DEPTH` behind the region's face, down until
-    its bottom is `release_clearance` over the region's floor or it rests (`resting`: no longer
-    sinking), and let go. The hand moves by the object's errors (it hangs where it is held)."""
+    of the opening's middle, in level to `ENTRY_DEPTH` behind the region's face, down until its bottom is
+    at the height `release` (m) or it rests (`resting`: no longer sinking), and let go. The hand moves by the
+    object's errors (it hangs where it is held)."""
     low, high = region
     outward, middle = opening.outward, opening.middle
     face = max(low[:2] @ outward, high[:2] @ outward)  # the region's face: its coordinate along `outward`
@@ -84,7 +84,6 @@ def carry_through_door(position: np.ndarray, bottom: float, region: tuple[np.nda
     lowering = bottom < entry - ON_LINE and to_target < 2 * AT_TARGET
     if to_target > AT_TARGET and not lowering:  # in, level; small moves stall the arm short of the target
         return action(at_least(GAIN * np.r_[target - position[:2], entry - bottom], MIN_MOVE), rotate, close=True)
-    release = low[2] + release_clearance
     if bottom > release + 0.005 and not resting:
         return action(GAIN * np.r_[target - position[:2], release - bottom], rotate, close=True)
     return action(np.zeros(3), rotate, close=False)
