@@ -37,6 +37,26 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name ("AMD EPYC 7B13"), from /proc/cpuinfo on Linux; None where it cannot be read.
+    Two hosts both called "2 vCPU AMD EPYC" can differ 2-3x in torch speed, so speeds need it beside them."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def torch_cpu_capability() -> str | None:
+    """The vector instructions torch's CPU kernels use here ("AVX2", "AVX512"), if torch is loaded already
+    (a result without torch does not import it for this); None otherwise."""
+    torch = sys.modules.get("torch")
+    return torch.backends.cpu.get_cpu_capability() if torch is not None else None
+
+
 def provenance(**extra: Any) -> dict[str, Any]:
     """Where a result comes from: package versions, Python, git commit, command line, machine, time;
     `extra` (protocol, seed, ...) first. Every result file and every benchmark figure carries it."""
@@ -46,7 +66,8 @@ def provenance(**extra: Any) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "git_commit": git_commit(),
         "command": " ".join(sys.argv),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_model": cpu_model(),
+                    "torch_cpu_capability": torch_cpu_capability(), "cpus": os.cpu_count(),
                     "mujoco_gl": os.environ.get("MUJOCO_GL")},
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
